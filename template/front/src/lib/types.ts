@@ -1,0 +1,54 @@
+// Shapes of the Django API's JSON (docs/api-contract.md in the template repo).
+// Types only: safe to import from components and server code alike.
+
+export interface User {
+	id: number;
+	username: string;
+	email: string;
+	is_staff: boolean;
+	date_joined: string;
+}
+
+/** GET /api/health/, 200. */
+export interface Health {
+	status: 'ok';
+	database: 'ok';
+	users: number;
+}
+
+/** GET /api/health/, 503. */
+export interface HealthUnavailable {
+	status: 'unavailable';
+	database: 'unreachable';
+	detail: string;
+}
+
+/** POST /api/auth/login/, 200. */
+export interface LoginResponse {
+	token: string;
+	user: User;
+}
+
+/** DRF's page-number pagination. */
+export interface Paginated<T> {
+	count: number;
+	next: string | null;
+	previous: string | null;
+	results: T[];
+}
+
+/** What the home page shows: derived from the health check, never throws. */
+export interface SystemStatus {
+	/** ok: answered 200; degraded: answered, but not 200; down: no answer. */
+	api: 'ok' | 'degraded' | 'down';
+	database: 'ok' | 'unreachable' | 'unknown';
+	users: number | null;
+	/** Why it is not ok, for people. */
+	detail: string | null;
+}
+
+/** Errors a form action returns: per field, and for the whole form. */
+export interface FormErrors {
+	fields: Record<string, string[]>;
+	form: string[];
+}

@@ -19,6 +19,10 @@ keepalive = 5
 # Log to stdout/stderr: `docker logs`. Access lines are opt-in (they cost throughput).
 errorlog = "-"
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG", "0") == "1" else None
+# gunicornc's control socket and the workers' heartbeat files: not in /app
+# (read-only for the app user, bind-mounted in development).
+control_socket = "/tmp/gunicorn.ctl"
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Trust X-Forwarded-* from the reverse proxy in front (any address: the
 # container is only reachable through the Docker network and the proxy).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "*")

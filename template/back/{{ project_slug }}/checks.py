@@ -20,9 +20,9 @@ POSTGRESQL_ENGINE = "django.db.backends.postgresql"
 FORBIDDEN_WORD = "sq" + "lite"
 
 
-def check_database_engine(app_configs=None, **kwargs):
+def check_database_engine(app_configs=None, database_settings=None, **kwargs):
     errors = []
-    for alias, database in settings.DATABASES.items():
+    for alias, database in (database_settings or settings.DATABASES).items():
         engine = database.get("ENGINE", "")
         if engine != POSTGRESQL_ENGINE:
             errors.append(

@@ -10,9 +10,19 @@ Passes `python manage.py check --deploy --fail-level WARNING`.
 """
 
 from .settings import *  # noqa: F403
-from .settings import env, env_list, mailer_from_url, required
+from .settings import MIDDLEWARE, env, env_list, mailer_from_url, required
 
 DEBUG = False
+
+# The admin's static files, collected into STATIC_ROOT when the image is built
+# (hashed names, compressed), served by WhiteNoise right after SecurityMiddleware.
+MIDDLEWARE = [*MIDDLEWARE]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "whitenoise.middleware.WhiteNoiseMiddleware")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # The public host name(s) and the backend's alias on the Docker network, from
 # the environment. 127.0.0.1 is added for the image's own HEALTHCHECK.

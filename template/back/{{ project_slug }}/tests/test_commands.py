@@ -1,0 +1,62 @@
+"""wait_for_db and verify_architecture."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+
+from ..management.commands.verify_architecture import FILE_DB_MAGIC, file_databases, postgres_data_dirs
+
+BACK = Path(settings.BASE_DIR)
+
+
+def test_wait_for_db_returns_once_connected(capsys, db):
+    call_command("wait_for_db", "--timeout", "5")
+    assert "is up (attempt 1" in capsys.readouterr().out
+
+
+def test_wait_for_db_gives_up_with_a_line_per_attempt():
+    env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_WAIT_TIMEOUT": "2.5"}
+    result = subprocess.run([sys.executable, "manage.py", "wait_for_db", "--interval", "0.5"],
+                            cwd=BACK, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    attempts = [line for line in result.stderr.splitlines() if "unavailable (attempt" in line]
+    assert len(attempts) >= 2, result.stderr
+    assert "127.0.0.1:9" in attempts[0]
+    assert "still unavailable after" in result.stderr
+
+
+@pytest.mark.django_db
+def test_verify_architecture_database_lines(capsys):
+    # The HOST line and the data-directory line depend on where the tests run
+    # (the template's own tests run the whole command as the container would);
+    # every other line must pass anywhere.
+    try:
+        call_command("verify_architecture")
+    except CommandError:
+        pass
+    out = capsys.readouterr().out
+    for title in ("ENGINE is PostgreSQL", "Connection to the isolated database", "No unapplied migrations",
+                  "Django's tables exist", "Write/read round trip", "No embedded file database"):
+        assert f"✅ {title}" in out, out
+    assert out.count("✅") + out.count("❌") == 8
+
+
+def test_file_databases_are_found_by_content_and_by_name(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "data.bin").write_bytes(FILE_DB_MAGIC + b"\0" * 100)
+    (tmp_path / ("db." + "sq" + "lite3")).write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("nothing here")
+    found = {path.name for path in file_databases(tmp_path)}
+    assert found == {"data.bin", "db." + "sq" + "lite3"}
+
+
+def test_postgres_data_directories_are_found(tmp_path):
+    data = tmp_path / "srv" / "pgdata"
+    data.mkdir(parents=True)
+    (data / "PG_VERSION").write_text("16\n")
+    assert data in postgres_data_dirs(roots=(tmp_path,))

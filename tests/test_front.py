@@ -457,3 +457,76 @@ def test_cross_site_form_posts_are_refused(served):
     _, browser = served
     status, _, _ = browser.request("POST", "/login", {"username": "admin", "password": "x"}, origin=False)
     assert status == 403
+
+
+# ---------------------------------------------------------------------------
+# Full tier: the built server against the real backend and database
+# ---------------------------------------------------------------------------
+@pytest.mark.full
+def test_front_against_the_rendered_backend_and_database(giga_project, built, fresh_db_server, tmp_path):
+    """front/ -> back/ -> db/ as compose wires them: the backend is reached by
+    its network alias (resolved to loopback in a private /etc/hosts), the
+    frontend never sees the database, and a database outage shows as degraded."""
+    from harness.django import Backend, venv_for
+    from harness.hosts import with_hosts
+
+    db = fresh_db_server(giga_project)
+    backend = Backend(giga_project, db, venv_for(giga_project / "back"))
+    backend.manage("migrate", "--noinput", check=True)
+    backend.manage("shell", "-c", "from django.contrib.auth import get_user_model as m; "
+                   "m().objects.create_superuser('boss', 'boss@x.test', 'Boss-pass-12345')", check=True)
+    api_port, port = free_port(), free_port()
+    with backend.serve(port=api_port):
+        env = {**os.environ, **dotenv.load(built / ".env"), "PORT": str(port), "HOST": "127.0.0.1",
+               "INTERNAL_API_URL": f"http://giga-backend:{api_port}", "ORIGIN": f"http://localhost:{port}"}
+        log = (tmp_path / "front.log").open("w")
+        server = subprocess.Popen([*with_hosts({"giga-backend": "127.0.0.1"}), "node", "build"],
+                                  cwd=built, env=env, stdout=log, stderr=subprocess.STDOUT)
+        browser = Browser(port)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if browser.request("GET", "/healthz")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "front.log").read_text()
+                time.sleep(0.2)
+
+            status, _, html = browser.request("GET", "/")
+            assert (status, text(html, "api-status"), text(html, "db-status"), text(html, "user-count")) == (
+                200, "ok", "ok", "1")
+
+            status, _, html = browser.request("POST", "/signup", {"username": "boss", "email": "b2@x.test",
+                                                                  "password": "Xy-12345-long"})
+            assert (status, text(html, "error-username")) == (400, "A user with that username already exists.")
+            status, _, html = browser.request("POST", "/signup", {"username": "ada", "email": "ada@x.test",
+                                                                  "password": "123"})
+            assert status == 400 and text(html, "error-password"), html
+
+            status, headers, _ = browser.request("POST", "/signup", {"username": "ada", "email": "ada@x.test",
+                                                                     "password": "Lovelace-1815-xyz"})
+            assert (status, headers["Location"]) == (303, "/me")
+            status, _, html = browser.request("GET", "/me")
+            assert (status, text(html, "me-username")) == (200, "ada")
+            assert browser.request("GET", "/users")[0] == 403
+            assert browser.request("POST", "/logout", {})[0] == 303 and not browser.cookies
+
+            status, _, html = browser.request("POST", "/login", {"username": "boss", "password": "nope"})
+            assert (status, text(html, "error-form")) == (400, "Unable to log in with provided credentials.")
+            status, headers, _ = browser.request("POST", "/login?next=%2Fusers",
+                                                 {"username": "boss", "password": "Boss-pass-12345"})
+            assert (status, headers["Location"]) == (303, "/users")
+            status, _, html = browser.request("GET", "/users")
+            assert status == 200 and html.count('data-testid="user-row"') == 2
+
+            db.stop()
+            started = time.monotonic()
+            status, _, html = browser.request("GET", "/")
+            assert (status, text(html, "api-status"), text(html, "db-status")) == (200, "degraded", "unreachable")
+            assert time.monotonic() - started < 15
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            log.close()

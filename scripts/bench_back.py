@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Benchmark: the rendered backend, served as its Dockerfile serves it, against
+the real PostgreSQL of the rendered db/, under 16 concurrent clients.
+
+    .venv/bin/python scripts/bench_back.py [--duration 10] [--rounds 2] [--configs defaults,shipped,pool,granian]
+
+(any Python with the tests' requirements: copier, psycopg, pyyaml).
+
+What runs (nothing of it is a mock):
+
+* the giga project (examples/giga.yml), rendered from this repository's HEAD
+  plus uncommitted changes of tracked files;
+* PostgreSQL of the major its db/Dockerfile names, from its rendered
+  postgresql.conf, pg_hba.conf and init/ (tests/harness/postgres.py); the
+  backend reaches it as `giga-db` on this machine's network address, so the
+  samenet scram-sha-256 rule of pg_hba.conf applies, as on the Docker network;
+* the backend with the production image's ENTRYPOINT + CMD (gunicorn gthread,
+  gunicorn.conf.py: one worker per core x 4 threads), with back/.env as its environment
+  (tests/harness/django.py), listening on loopback;
+* wrk (Debian package `wrk`): 2 threads, 16 connections, --latency.
+
+Configurations, alternated round by round so drift hits all alike:
+
+* defaults: Django's defaults, CONN_MAX_AGE=0: a new connection (TCP +
+  SCRAM-SHA-256 login) for every request;
+* shipped:  what the template ships, CONN_MAX_AGE=600 + CONN_HEALTH_CHECKS;
+* pool:     psycopg's pool (DB_POOL=1, min 2 / max 4 per worker);
+* granian:  the shipped settings under granian (WSGI, 2 workers x 4 blocking
+  threads) instead of gunicorn, to compare servers (installed into the venv
+  for the benchmark only, in a venv of its own; leave it out of --configs to skip it).
+
+Endpoints: GET /api/health/ (one COUNT on personas_usuario, in a transaction
+with a statement timeout) and GET /api/users/<id>/ with a staff token (token
+lookup + user fetch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from harness.django import Backend, http, venv_for  # noqa: E402
+from harness.postgres import start_project_db  # noqa: E402
+from harness.render import copier_cli, data_args, example_answers  # noqa: E402
+
+CONFIGS = {
+    "defaults": {"server": "gunicorn", "env": {"DB_CONN_MAX_AGE": "0"}},
+    "shipped": {"server": "gunicorn", "env": {}},
+    "pool": {"server": "gunicorn", "env": {"DB_POOL": "1"}},
+    "granian": {"server": "granian", "env": {}},
+}
+GRANIAN = "granian==2.8.9"
+
+
+def render(destination: Path) -> Path:
+    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(example_answers("giga")),
+                        str(REPO), str(destination))
+    if result.returncode != 0:
+        raise SystemExit(f"copier failed:\n{result.stderr}")
+    return destination
+
+
+def wrk(url: str, duration: int, token: str | None) -> dict:
+    command = ["wrk", "-t", "2", "-c", "16", "-d", f"{duration}s", "--latency", "--timeout", "10s"]
+    if token:
+        command += ["-H", f"Authorization: Token {token}"]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+def server_command(backend: Backend, server: str) -> list[str] | None:
+    if server == "gunicorn":
+        return None  # the Dockerfile's CMD
+    package = backend.dotenv["DJANGO_SETTINGS_MODULE"].partition(".")[0]
+    return ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "{PORT}",
+            "--workers", "2", "--blocking-threads", "4", "--no-ws", f"{package}.wsgi:application"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up per server start")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over all configurations (default 2)")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    configs = [name for name in args.configs.split(",") if name]
+
+    work = Path(tempfile.mkdtemp(prefix="bench-back-"))
+    project = render(work / "giga")
+    db = start_project_db(project)
+    try:
+        # granian only in a venv of the benchmark's own, never in the tests' one.
+        venv = venv_for(project / "back", extra=(GRANIAN,) if "granian" in configs else ())
+        backend = Backend(project, db, venv)
+        backend.manage("migrate", "--noinput", check=True)
+        out = backend.manage("shell", "-c", (
+            "from personas.models import Usuario; from rest_framework.authtoken.models import Token\n"
+            "s = Usuario.objects.create_user('bench', 'bench@example.com', 'bench-Passw0rd!', is_staff=True)\n"
+            "for i in range(50): Usuario.objects.create_user(f'user{i}', f'user{i}@example.com')\n"
+            "print(s.id, Token.objects.create(user=s).key)"), check=True).stdout.split()
+        user_id, token = out[-2], out[-1]
+
+        results: dict[tuple[str, str], list[dict]] = {}
+        for round_number in range(1, args.rounds + 1):
+            for name in configs:
+                config = CONFIGS[name]
+                command = server_command(backend, config["server"])
+                with serve(backend, command, config["env"]) as base:
+                    for endpoint, path, tok in (("health", "/api/health/", None),
+                                                ("user", f"/api/users/{user_id}/", token)):
+                        status, body, _ = http("GET", base + path, token=tok)
+                        assert status == 200, (name, path, status, body)
+                        wrk(base + path, args.warmup, tok)
+                        result = wrk(base + path, args.duration, tok)
+                        results.setdefault((name, endpoint), []).append(result)
+                        print(f"round {round_number} {name:9} {endpoint:6} {result['rps']:8.1f} req/s  "
+                              f"p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms  "
+                              f"non-2xx {result['non_2xx']} {result['socket_errors']}", flush=True)
+        report(results, configs, args, db)
+    finally:
+        db.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+class serve:
+    """Backend.serve with an optional replacement for the Dockerfile's CMD."""
+
+    def __init__(self, backend: Backend, command: list[str] | None, env: dict[str, str]):
+        self.backend, self.command, self.env = backend, command, env
+
+    def __enter__(self) -> str:
+        stage = self.backend.stage
+        self.saved_cmd = stage.cmd
+        if self.command:
+            from harness.django import free_port
+            self.port = free_port()
+            stage.cmd = [part.replace("{PORT}", str(self.port)) for part in self.command]
+        else:
+            self.port = None
+        self.context = self.backend.serve(port=self.port, env=self.env)
+        base, _ = self.context.__enter__()
+        time.sleep(1)
+        return base
+
+    def __exit__(self, *exc):
+        self.backend.stage.cmd = self.saved_cmd
+        return self.context.__exit__(*exc)
+
+
+def report(results, configs, args, db) -> None:
+    def median(values):
+        values = sorted(values)
+        return values[len(values) // 2] if len(values) % 2 else sum(values[len(values) // 2 - 1:][:2]) / 2
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    print()
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
+          f"PostgreSQL {db.major} on {db.address}; wrk -t2 -c16 -d{args.duration}s, "
+          f"median of {args.rounds} round(s)")
+    print()
+    print("| configuration | endpoint | req/s | p50 ms | p99 ms | vs defaults |")
+    print("|---|---|---|---|---|---|")
+    for endpoint in ("health", "user"):
+        base = median([r["rps"] for r in results.get(("defaults", endpoint), [])] or [0])
+        for name in configs:
+            runs = results[(name, endpoint)]
+            rps = median([r["rps"] for r in runs])
+            ratio = f"{rps / base:.2f}x" if base else "-"
+            print(f"| {name} | {endpoint} | {rps:.0f} | {median([r['p50'] for r in runs]):.2f} | "
+                  f"{median([r['p99'] for r in runs]):.2f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

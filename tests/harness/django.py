@@ -71,15 +71,16 @@ def find_python(minimum: tuple[int, int] = (3, 12)) -> str:
     raise RuntimeError(f"no Python >= {minimum[0]}.{minimum[1]} found; set BACKEND_PYTHON")
 
 
-def venv_for(back: Path) -> Path:
-    """A virtualenv with back/requirements-dev.txt installed; reused while the
-    requirements files are the same."""
+def venv_for(back: Path, extra: tuple[str, ...] = ()) -> Path:
+    """A virtualenv with back/requirements-dev.txt (and `extra` requirement
+    specifiers) installed; reused while all of them are the same."""
     requirements = [back / "requirements.txt", back / "requirements-dev.txt"]
     python = find_python()
     digest = hashlib.sha256()
     digest.update((python + str(_version(python))).encode())
     for path in requirements:
         digest.update(path.read_bytes())
+    digest.update(repr(sorted(extra)).encode())
     venv = VENV_CACHE / digest.hexdigest()[:16]
     marker = venv / ".installed"
     if marker.exists():
@@ -91,11 +92,11 @@ def venv_for(back: Path) -> Path:
     if uv:
         subprocess.run([uv, "venv", "--quiet", "--python", python, str(venv)], check=True, env=env)
         subprocess.run([uv, "pip", "install", "--quiet", "--python", str(venv / "bin/python"),
-                        "-r", str(back / "requirements-dev.txt")], check=True, env=env, cwd=back)
+                        "-r", str(back / "requirements-dev.txt"), *extra], check=True, env=env, cwd=back)
     else:
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
-                        "-r", str(back / "requirements-dev.txt")], check=True, cwd=back)
+                        "-r", str(back / "requirements-dev.txt"), *extra], check=True, cwd=back)
     subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
     marker.write_text(python + "\n")
     return venv

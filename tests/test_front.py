@@ -115,6 +115,11 @@ def test_front_holds_no_jinja_and_only_plain_svelte(example):
 @pytest.fixture(scope="module")
 def front(giga_project, tmp_path_factory) -> Path:
     """A private copy of giga_project's front/: npm writes node_modules and build/ into it."""
+    engines = json.loads((giga_project / "front/package.json").read_text())["engines"]["node"]
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    major, minor = map(int, node.lstrip("v").split(".")[:2])
+    if (major, minor) < (20, 19):
+        pytest.fail(f"node {node} is too old for front/ (engines: {engines}; Vite 8 needs >= 20.19)")
     dest = tmp_path_factory.mktemp("front") / "front"
     shutil.copytree(giga_project / "front", dest)
     return dest

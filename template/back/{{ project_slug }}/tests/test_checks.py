@@ -28,7 +28,8 @@ def test_settings_sources_follow_imports():
 
 
 def test_engine_other_than_postgresql_is_an_error():
-    databases = {"default": {**settings.DATABASES["default"], "ENGINE": FILE_ENGINE}}
+    default = {**settings.DATABASES["default"], "ENGINE": FILE_ENGINE}
+    databases = {"default": default}
     errors = check_database_engine(database_settings=databases)
     assert [error.id for error in errors] == ["architecture.E001"]
 

@@ -8,12 +8,22 @@ server get their own.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.postgres import PostgresServer, start_project_db
 from harness.render import example_answers
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item, so fixtures can act on a failure."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +70,56 @@ def fresh_db_server():
     yield _start
     for server in servers:
         server.destroy()
+
+
+# ---------------------------------------------------------------------------
+# front/ built once per session; the three tiers running together
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def front_installed(giga_project, tmp_path_factory) -> Path:
+    """A copy of giga_project's front/ after `npm ci`."""
+    from harness import node
+    return node.install(giga_project / "front", tmp_path_factory.mktemp("front") / "front")
+
+
+@pytest.fixture(scope="session")
+def front_built(front_installed) -> Path:
+    """front_installed after `npm run build`."""
+    from harness import node
+    return node.build(front_installed)
+
+
+@dataclass
+class Stack:
+    db: PostgresServer
+    backend: object  # harness.django.Backend
+    api_url: str
+    front_url: str
+    staff: dict[str, str]
+
+
+STAFF = {"username": "boss", "email": "boss@example.com", "password": "Boss-pass-12345"}
+
+
+@pytest.fixture(scope="session")
+def stack(giga_project, front_built):
+    """db/ -> back/ -> front/ as compose wires them, on loopback: a PostgreSQL
+    of its own (tests may stop it), the migrated backend served as its
+    Dockerfile serves it, and `node build` reaching it by its network alias."""
+    from harness import node
+    from harness.django import Backend, venv_for
+    answers = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())
+    db = start_project_db(giga_project)
+    backend = Backend(giga_project, db, venv_for(giga_project / "back"))
+    backend.manage("migrate", "--noinput", check=True)
+    backend.manage("shell", "-c", "from personas.models import Usuario; "
+                   f"Usuario.objects.create_superuser({STAFF['username']!r}, {STAFF['email']!r}, {STAFF['password']!r})",
+                   check=True)
+    api_port = node.free_port()
+    try:
+        with backend.serve(port=api_port) as (api_url, _):
+            alias = f"{answers['project_slug'].replace('_', '-')}-backend"
+            with node.serve_front(front_built, alias, api_port) as front_url:
+                yield Stack(db, backend, api_url, front_url, STAFF)
+    finally:
+        db.destroy()

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness import dotenv
-from harness.render import EXAMPLES, REPO, copier_cli, example_answers, project_files
+from harness.render import EXAMPLES, REPO, example_answers, project_files
 
 POSTGRES_VERSIONS = [15, 16, 17, 18]
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")

@@ -2,7 +2,7 @@
 """Benchmark: the rendered backend, served as its Dockerfile serves it, against
 the real PostgreSQL of the rendered db/, under 16 concurrent clients.
 
-    .venv/bin/python scripts/bench_back.py [--duration 10] [--rounds 2] [--configs defaults,shipped,pool,granian]
+    .venv/bin/python scripts/bench_back.py [--duration 10] [--rounds 2] [--configs defaults,shipped,pool,gunicorn]
 
 (any Python with the tests' requirements: copier, psycopg, pyyaml).
 
@@ -14,8 +14,8 @@ What runs (nothing of it is a mock):
   postgresql.conf, pg_hba.conf and init/ (tests/harness/postgres.py); the
   backend reaches it as `giga-db` on this machine's network address, so the
   samenet scram-sha-256 rule of pg_hba.conf applies, as on the Docker network;
-* the backend with the production image's ENTRYPOINT + CMD (gunicorn gthread,
-  gunicorn.conf.py: one worker per core x 4 threads), with back/.env as its environment
+* the backend with the production image's ENTRYPOINT + CMD and ENV (granian,
+  WSGI, 2 workers x 4 blocking threads), with back/.env as its environment
   (tests/harness/django.py), listening on loopback;
 * wrk (Debian package `wrk`): 2 threads, 16 connections, --latency.
 
@@ -25,9 +25,13 @@ Configurations, alternated round by round so drift hits all alike:
   SCRAM-SHA-256 login) for every request;
 * shipped:  what the template ships, CONN_MAX_AGE=600 + CONN_HEALTH_CHECKS;
 * pool:     psycopg's pool (DB_POOL=1, min 2 / max 4 per worker);
-* granian:  the shipped settings under granian (WSGI, 2 workers x 4 blocking
-  threads) instead of gunicorn, to compare servers (installed into the venv
-  for the benchmark only, in a venv of its own; leave it out of --configs to skip it).
+* gunicorn: the shipped settings under gunicorn gthread (2 workers x 4
+  threads) instead of granian, to compare servers (installed for the
+  benchmark only, in a venv of its own; leave it out of --configs to skip it).
+
+Besides requests/s and latency (which other load on a shared machine moves),
+it reports the CPU time spent per request by the backend's processes and by
+PostgreSQL's (from /proc), which such load barely moves.
 
 Endpoints: GET /api/health/ (one COUNT on personas_usuario, in a transaction
 with a statement timeout) and GET /api/users/<id>/ with a staff token (token
@@ -55,12 +59,12 @@ from harness.postgres import start_project_db  # noqa: E402
 from harness.render import copier_cli, data_args, example_answers  # noqa: E402
 
 CONFIGS = {
-    "defaults": {"server": "gunicorn", "env": {"DB_CONN_MAX_AGE": "0"}},
-    "shipped": {"server": "gunicorn", "env": {}},
-    "pool": {"server": "gunicorn", "env": {"DB_POOL": "1"}},
-    "granian": {"server": "granian", "env": {}},
+    "defaults": {"server": "image", "env": {"DB_CONN_MAX_AGE": "0"}},
+    "shipped": {"server": "image", "env": {}},
+    "pool": {"server": "image", "env": {"DB_POOL": "1"}},
+    "gunicorn": {"server": "gunicorn", "env": {}},
 }
-GRANIAN = "granian==2.8.9"
+GUNICORN = "gunicorn==27.0.1"
 
 
 def render(destination: Path) -> Path:
@@ -93,12 +97,47 @@ def wrk(url: str, duration: int, token: str | None) -> dict:
     }
 
 
+# -- CPU spent per request: robust to other load on a shared machine ---------
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _proc_stats():
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        yield int(stat.parent.name), fields
+
+
+def _ticks(fields, children=True):
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    return used + (int(fields[13]) + int(fields[14]) if children else 0)  # + reaped children
+
+
+def backend_cpu(session: int) -> float:
+    """CPU seconds of every process of the backend's session (it runs with start_new_session)."""
+    return sum(_ticks(f) for _, f in _proc_stats() if int(f[3]) == session) / CLOCK_TICKS
+
+
+def database_cpu(postmaster: int) -> float:
+    """CPU seconds of the postmaster, its reaped backends and its live ones."""
+    total = 0
+    for pid, fields in _proc_stats():
+        if pid == postmaster:
+            total += _ticks(fields)
+        elif int(fields[1]) == postmaster:
+            total += _ticks(fields, children=False)
+    return total / CLOCK_TICKS
+
+
 def server_command(backend: Backend, server: str) -> list[str] | None:
-    if server == "gunicorn":
+    if server == "image":
         return None  # the Dockerfile's CMD
     package = backend.dotenv["DJANGO_SETTINGS_MODULE"].partition(".")[0]
-    return ["granian", "--interface", "wsgi", "--host", "0.0.0.0", "--port", "{PORT}",
-            "--workers", "2", "--blocking-threads", "4", "--no-ws", f"{package}.wsgi:application"]
+    return ["gunicorn", "--bind", "0.0.0.0:{PORT}", "--worker-class", "gthread", "--workers", "2",
+            "--threads", "4", "--no-control-socket", f"{package}.wsgi"]
 
 
 def main() -> None:
@@ -116,8 +155,8 @@ def main() -> None:
     project = render(work / "giga")
     db = start_project_db(project)
     try:
-        # granian only in a venv of the benchmark's own, never in the tests' one.
-        venv = venv_for(project / "back", extra=(GRANIAN,) if "granian" in configs else ())
+        # gunicorn only in a venv of the benchmark's own, never in the tests' one.
+        venv = venv_for(project / "back", extra=(GUNICORN,) if "gunicorn" in configs else ())
         backend = Backend(project, db, venv)
         backend.manage("migrate", "--noinput", check=True)
         out = backend.manage("shell", "-c", (
@@ -132,16 +171,23 @@ def main() -> None:
             for name in configs:
                 config = CONFIGS[name]
                 command = server_command(backend, config["server"])
-                with serve(backend, command, config["env"]) as base:
+                postmaster = int((db.data / "postmaster.pid").read_text().split()[0])
+                with serve(backend, command, config["env"]) as (base, process):
                     for endpoint, path, tok in (("health", "/api/health/", None),
                                                 ("user", f"/api/users/{user_id}/", token)):
                         status, body, _ = http("GET", base + path, token=tok)
                         assert status == 200, (name, path, status, body)
                         wrk(base + path, args.warmup, tok)
+                        cpu_before = backend_cpu(process.pid), database_cpu(postmaster)
                         result = wrk(base + path, args.duration, tok)
+                        cpu_after = backend_cpu(process.pid), database_cpu(postmaster)
+                        result["backend_cpu"] = 1000 * (cpu_after[0] - cpu_before[0]) / result["requests"]
+                        result["db_cpu"] = 1000 * (cpu_after[1] - cpu_before[1]) / result["requests"]
                         results.setdefault((name, endpoint), []).append(result)
                         print(f"round {round_number} {name:9} {endpoint:6} {result['rps']:8.1f} req/s  "
                               f"p50 {result['p50']:7.2f} ms  p99 {result['p99']:7.2f} ms  "
+                              f"CPU/request: backend {result['backend_cpu']:.2f} ms, "
+                              f"PostgreSQL {result['db_cpu']:.2f} ms  "
                               f"non-2xx {result['non_2xx']} {result['socket_errors']}", flush=True)
         report(results, configs, args, db)
     finally:
@@ -165,9 +211,9 @@ class serve:
         else:
             self.port = None
         self.context = self.backend.serve(port=self.port, env=self.env)
-        base, _ = self.context.__enter__()
+        base, process = self.context.__enter__()
         time.sleep(1)
-        return base
+        return base, process
 
     def __exit__(self, *exc):
         self.backend.stage.cmd = self.saved_cmd
@@ -186,8 +232,8 @@ def report(results, configs, args, db) -> None:
           f"PostgreSQL {db.major} on {db.address}; wrk -t2 -c16 -d{args.duration}s, "
           f"median of {args.rounds} round(s)")
     print()
-    print("| configuration | endpoint | req/s | p50 ms | p99 ms | vs defaults |")
-    print("|---|---|---|---|---|---|")
+    print("| configuration | endpoint | req/s | p50 ms | p99 ms | vs defaults | CPU ms/req backend | CPU ms/req PostgreSQL |")
+    print("|---|---|---|---|---|---|---|---|")
     for endpoint in ("health", "user"):
         base = median([r["rps"] for r in results.get(("defaults", endpoint), [])] or [0])
         for name in configs:
@@ -195,7 +241,8 @@ def report(results, configs, args, db) -> None:
             rps = median([r["rps"] for r in runs])
             ratio = f"{rps / base:.2f}x" if base else "-"
             print(f"| {name} | {endpoint} | {rps:.0f} | {median([r['p50'] for r in runs]):.2f} | "
-                  f"{median([r['p99'] for r in runs]):.2f} | {ratio} |")
+                  f"{median([r['p99'] for r in runs]):.2f} | {ratio} | "
+                  f"{median([r['backend_cpu'] for r in runs]):.2f} | {median([r['db_cpu'] for r in runs]):.2f} |")
 
 
 if __name__ == "__main__":

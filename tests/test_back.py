@@ -122,8 +122,13 @@ def test_dockerfile_essentials(example):
     assert "/api/health/" in (example / "back/healthcheck.py").read_text()
     assert final.entrypoint == ["docker-entrypoint.sh"]
     assert final.bin_files["docker-entrypoint.sh"] == "docker-entrypoint.sh"
-    assert final.env["PORT"] == str(answers(example)["backend_port"])
-    assert final.cmd[0] == "gunicorn"
+    port = str(answers(example)["backend_port"])
+    assert final.env["PORT"] == final.env["GRANIAN_PORT"] == port
+    assert re.search(rf"^EXPOSE {port}$", text, re.M)
+    slug = answers(example)["project_slug"]
+    assert final.cmd == ["granian", f"{slug}.wsgi:application"]
+    assert final.env["GRANIAN_INTERFACE"] == "wsgi" and final.env["GRANIAN_HOST"] == "0.0.0.0"
+    assert final.env["DJANGO_SETTINGS_MODULE"] == f"{slug}.production"
 
 
 def test_entrypoint_waits_for_the_db_and_migrates_only_on_request(example):
@@ -146,7 +151,7 @@ def test_dependencies_are_exact_pins(example):
             pins[match.group(1).lower()] = (match.group(2), match.group(3))
     assert pins["django"][1].startswith("6.1.")
     assert pins["psycopg"] == ("[binary,pool]", pins["psycopg"][1]) and pins["psycopg"][1].startswith("3.")
-    for package in ("djangorestframework", "drf-spectacular", "environs", "gunicorn", "whitenoise",
+    for package in ("djangorestframework", "drf-spectacular", "environs", "granian", "whitenoise",
                     "psycopg-binary", "psycopg-pool", "pytest", "pytest-django"):
         assert package in pins, package
     runtime = (back / "requirements.txt").read_text()
@@ -398,12 +403,13 @@ def test_api_over_http(giga_backend):
 
 
 @pytest.mark.full
+@pytest.mark.parametrize("connections", ["persistent", "pool"])
 def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_project, fresh_db_server,
-                                                                          backend_venv):
+                                                                          backend_venv, connections):
     db = fresh_db_server(giga_project)
     backend = Backend(giga_project, db, backend_venv)
     backend.manage("migrate", "--noinput", check=True)
-    with backend.serve() as (base, process):
+    with backend.serve(env={"DB_POOL": "1"} if connections == "pool" else {}) as (base, process):
         status, body, _ = http("GET", f"{base}/api/health/")
         assert status == 200, body
         db.stop()
@@ -422,7 +428,7 @@ def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_pr
         assert status == 200, body
         assert process.poll() is None, "the backend must recover without a restart"
     log = process.log_path.read_text()
-    assert "Booting worker" in log and log.count("Starting gunicorn") == 1
+    assert log.count("Starting granian") == 1, log
     assert "sqlite" not in log.lower()
 
 
@@ -452,7 +458,7 @@ def test_wait_for_db_gives_up_with_exit_1(giga_project, fresh_db_server, backend
     db = fresh_db_server(giga_project)
     backend = Backend(giga_project, db, backend_venv)
     db.stop()
-    result = backend.run("docker-entrypoint.sh", "gunicorn", "--version", env={"DB_WAIT_TIMEOUT": "3"})
+    result = backend.run("docker-entrypoint.sh", "granian", "--version", env={"DB_WAIT_TIMEOUT": "3"})
     assert result.returncode == 1
     assert "still unavailable after" in result.stderr
     assert "Connection refused" in result.stderr or "connection failed" in result.stderr

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entrypoint of the backend image: wait for the isolated database, optionally
-# migrate, then run the command (gunicorn, runserver, pytest, ...).
+# migrate, then run the command (granian, runserver, pytest, ...).
 #
 # The database lives in another compose project (db/), so nothing orders the
 # start for us: wait_for_db retries a real connection, one log line per try,

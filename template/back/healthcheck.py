@@ -11,7 +11,9 @@ import sys
 import urllib.error
 import urllib.request
 
-url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/api/health/"
+# The production server listens on GRANIAN_PORT; anything else on PORT.
+port = os.environ.get("GRANIAN_PORT") or os.environ.get("PORT") or "8000"
+url = f"http://127.0.0.1:{port}/api/health/"
 try:
     with urllib.request.urlopen(url, timeout=8) as response:
         sys.exit(0 if response.status == 200 else 1)

@@ -257,8 +257,12 @@ class Backend:
         port = port or free_port()
         command = [*self.stage.entrypoint, *self.stage.cmd]
         log = tempfile.NamedTemporaryFile(prefix="backend-", suffix=".log", delete=False)
+        # The image's port variables (PORT, GRANIAN_PORT, ...) all say the
+        # published port; here they all say the free port chosen.
+        ports = {name: str(port) for name, value in self.stage.env.items()
+                 if name == "PORT" or (name.endswith("_PORT") and value == self.stage.env.get("PORT"))}
         process = subprocess.Popen([*self.prefix(), *command], cwd=self.dir,
-                                   env=self.environment(PORT=str(port), **(env or {})),
+                                   env=self.environment(**{"PORT": str(port), **ports, **(env or {})}),
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         process.log_path = Path(log.name)
         base = f"http://127.0.0.1:{port}"

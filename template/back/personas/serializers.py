@@ -44,8 +44,9 @@ class UsuarioSerializer(serializers.ModelSerializer):
 
 class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     email = serializers.EmailField(max_length=254)
+    # Long passphrases are welcome; the cap only bounds the hashing work.
     password = serializers.CharField(
-        write_only=True, max_length=128, trim_whitespace=False, style={"input_type": "password"}
+        write_only=True, max_length=1024, trim_whitespace=False, style={"input_type": "password"}
     )
 
     class Meta:
@@ -74,7 +75,7 @@ class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
 
     def validate(self, attrs):
         user = authenticate(

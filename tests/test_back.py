@@ -403,6 +403,31 @@ def test_api_over_http(giga_backend):
 
 
 @pytest.mark.full
+def test_production_stage_collects_and_serves_the_admins_static_files(giga_project, giga_db, backend_venv,
+                                                                      tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["cp", "-a", str(giga_project / "back"), str(project / "back")], check=True)
+    backend = Backend(project, giga_db, backend_venv)
+    # the image's `RUN ... collectstatic`, with the production stage's ENV and
+    # no secrets (a build has none)
+    (collect,) = [run for run in backend.stage.runs if "collectstatic" in run]
+    result = backend.run("sh", "-c", collect, env={**backend.stage.env, "DB_PASSWORD": "", "DJANGO_SECRET_KEY": ""})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (project / "back/staticfiles/staticfiles.json").is_file()
+    with backend.serve(env=production_env(giga_project)) as (base, _):
+        https = {"X-Forwarded-Proto": "https"}
+        status, text, _ = http("GET", f"{base}/admin/login/", headers=https)
+        assert status == 200 and "csrfmiddlewaretoken" in text
+        css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', text)
+        assert css, "hashed static names (manifest storage)"
+        assert http("GET", base + css.group(1), headers=https)[0] == 200
+        # plain HTTP: the admin is redirected to HTTPS, the API (internal calls, health) is not
+        assert http("GET", f"{base}/admin/login/")[0] == 301
+        assert http("GET", f"{base}/api/health/")[0] == 200
+
+
+@pytest.mark.full
 @pytest.mark.parametrize("connections", ["persistent", "pool"])
 def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_project, fresh_db_server,
                                                                           backend_venv, connections):

@@ -115,6 +115,7 @@ class Stage:
     workdir: str = "/"
     user: str = "root"
     healthcheck: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)  # this stage's own RUN commands
 
 
 def _instructions(text: str) -> list[tuple[str, str]]:
@@ -183,6 +184,8 @@ def dockerfile_stages(dockerfile: Path) -> dict[str, Stage]:
             stage.workdir = rest
         elif keyword == "USER":
             stage.user = rest
+        elif keyword == "RUN":
+            stage.runs.append(rest)
         elif keyword == "HEALTHCHECK":
             words = shlex.split(rest)
             if "CMD" in words:
@@ -291,9 +294,17 @@ class Backend:
             log.close()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is the answer; urllib then raises it as HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def http(method: str, url: str, body=None, token: str | None = None, headers: dict | None = None,
          timeout: float = 10, raw: bytes | None = None) -> tuple[int, dict | str, float]:
-    """(status, JSON body or text, seconds taken)."""
+    """(status, JSON body or text, seconds taken). Redirects are not followed."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     request = urllib.request.Request(url, data=data, method=method)
     if data is not None:
@@ -304,7 +315,7 @@ def http(method: str, url: str, body=None, token: str | None = None, headers: di
         request.add_header(key, value)
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             status, payload, content_type = response.status, response.read(), response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as error:
         status, payload, content_type = error.code, error.read(), error.headers.get("Content-Type", "")

@@ -43,9 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,8 +53,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from harness.django import Backend, http, venv_for  # noqa: E402
+from harness.load import require_wrk, wrk  # noqa: E402
 from harness.postgres import start_project_db  # noqa: E402
-from harness.render import copier_cli, data_args, example_answers  # noqa: E402
+from harness.render import render_example  # noqa: E402
 
 CONFIGS = {
     "defaults": {"server": "image", "env": {"DB_CONN_MAX_AGE": "0"}},
@@ -67,34 +66,8 @@ CONFIGS = {
 GUNICORN = "gunicorn==27.0.1"
 
 
-def render(destination: Path) -> Path:
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(example_answers("giga")),
-                        str(REPO), str(destination))
-    if result.returncode != 0:
-        raise SystemExit(f"copier failed:\n{result.stderr}")
-    return destination
-
-
-def wrk(url: str, duration: int, token: str | None) -> dict:
-    command = ["wrk", "-t", "2", "-c", "16", "-d", f"{duration}s", "--latency", "--timeout", "10s"]
-    if token:
-        command += ["-H", f"Authorization: Token {token}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-
-    def ms(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": ms("50"),
-        "p99": ms("99"),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-        "non_2xx": int(errors.group(1)) if errors else 0,
-        "socket_errors": socket_errors.group(1) if socket_errors else "",
-    }
+def auth(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"} if token else {}
 
 
 # -- CPU spent per request: robust to other load on a shared machine ---------
@@ -147,12 +120,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds over all configurations (default 2)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated subset of " + ",".join(CONFIGS))
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk not found: apt-get install -y wrk")
+    require_wrk()
     configs = [name for name in args.configs.split(",") if name]
 
     work = Path(tempfile.mkdtemp(prefix="bench-back-"))
-    project = render(work / "giga")
+    project = render_example("giga", work / "giga")
     db = start_project_db(project)
     try:
         # gunicorn only in a venv of the benchmark's own, never in the tests' one.
@@ -177,9 +149,9 @@ def main() -> None:
                                                 ("user", f"/api/users/{user_id}/", token)):
                         status, body, _ = http("GET", base + path, token=tok)
                         assert status == 200, (name, path, status, body)
-                        wrk(base + path, args.warmup, tok)
+                        wrk(base + path, args.warmup, auth(tok))
                         cpu_before = backend_cpu(process.pid), database_cpu(postmaster)
-                        result = wrk(base + path, args.duration, tok)
+                        result = wrk(base + path, args.duration, auth(tok))
                         cpu_after = backend_cpu(process.pid), database_cpu(postmaster)
                         result["backend_cpu"] = 1000 * (cpu_after[0] - cpu_before[0]) / result["requests"]
                         result["db_cpu"] = 1000 * (cpu_after[1] - cpu_before[1]) / result["requests"]

@@ -29,15 +29,7 @@ from harness import node  # noqa: E402
 from harness.django import Backend, venv_for  # noqa: E402
 from harness.load import CONNECTIONS, require_wrk, wrk  # noqa: E402
 from harness.postgres import start_project_db  # noqa: E402
-from harness.render import copier_cli, data_args, example_answers  # noqa: E402
-
-
-def render(destination: Path) -> Path:
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(example_answers("giga")),
-                        str(REPO), str(destination))
-    if result.returncode != 0:
-        raise SystemExit(f"copier failed:\n{result.stderr}")
-    return destination
+from harness.render import render_example  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     require_wrk()
     with tempfile.TemporaryDirectory() as tmp:
-        project = render(Path(tmp) / "giga")
+        project = render_example("giga", Path(tmp) / "giga")
         built = node.build(node.install(project / "front", Path(tmp) / "front"))
         db = start_project_db(project)
         try:

@@ -16,7 +16,6 @@ import os
 import py_compile
 import re
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path

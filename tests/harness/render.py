@@ -30,3 +30,12 @@ def data_args(answers: dict) -> list[str]:
 
 def project_files(project: Path) -> list[Path]:
     return sorted(p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
+
+
+def render_example(name: str, destination: Path) -> Path:
+    """examples/<name>.yml rendered through the CLI, from HEAD plus uncommitted changes."""
+    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(example_answers(name)),
+                        str(REPO), str(destination))
+    if result.returncode != 0:
+        raise RuntimeError(f"copier failed:\n{result.stderr}")
+    return destination

@@ -1,20 +1,12 @@
 import type { Cookies, RequestEvent } from '@sveltejs/kit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { closedPort, json, startServer, type TestServer } from '$lib/testing/server';
+import { ada, closedPort, json, startServer, type TestServer } from '$lib/testing/server';
 
 // The hook reads INTERNAL_API_URL from here; point it at the test server.
 const config = vi.hoisted(() => ({ INTERNAL_API_URL: '' }));
 vi.mock('$env/dynamic/private', () => ({ env: config }));
 
 const { handle } = await import('./hooks.server');
-
-const ada = {
-	id: 1,
-	username: 'ada',
-	email: 'ada@example.com',
-	is_staff: false,
-	date_joined: '2025-01-01T00:00:00Z'
-};
 
 let server: TestServer;
 

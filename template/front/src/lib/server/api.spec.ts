@@ -1,15 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, json, startServer, type TestServer } from '$lib/testing/server';
+import { ada, closedPort, json, startServer, type TestServer } from '$lib/testing/server';
 import type { Health, User } from '$lib/types';
 import { createApiClient } from './api';
-
-const ada: User = {
-	id: 1,
-	username: 'ada',
-	email: 'ada@example.com',
-	is_staff: false,
-	date_joined: '2025-01-01T00:00:00Z'
-};
 
 let server: TestServer;
 

@@ -2,6 +2,7 @@
 // mocked fetch, the requests go over a socket like in production.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { User } from '$lib/types';
 
 export interface RecordedRequest {
 	method: string;
@@ -63,3 +64,12 @@ export async function closedPort(): Promise<number> {
 	await new Promise<void>((resolve) => server.close(() => resolve()));
 	return port;
 }
+
+/** The API's user object for a plain (non-staff) user, as tests expect it back. */
+export const ada: User = {
+	id: 1,
+	username: 'ada',
+	email: 'ada@example.com',
+	is_staff: false,
+	date_joined: '2025-01-01T00:00:00Z'
+};

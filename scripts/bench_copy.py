@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark: `copier copy --defaults` of the whole template vs. Copier's floor.
 
-Both are copied from a clean git clone, with the same copier, in the same run:
+All are copied from a clean git clone, with the same copier, in the same run:
   * this template (HEAD of the repository, cloned fresh);
-  * the floor: a git repository holding a one-file template.
-Reports the median (and min/max) wall time of N runs of each, and the ratio.
+  * the floor: a git repository holding a one-file template;
+  * the same tree, emptied: every path of this template's output, as an empty
+    plain file. It shows what Copier charges per file and directory whatever
+    the files hold (it renders each path segment, and runs git per file).
+Reports the median (and min/max) wall time of N runs of each, and the ratios.
 
 Usage: .venv/bin/python scripts/bench_copy.py [--runs 7]
 """
@@ -38,6 +41,23 @@ def one_file_template(root: Path) -> Path:
     return template
 
 
+def same_tree_emptied(root: Path, clone: Path) -> Path:
+    template = root / "same-tree"
+    (template / "template").mkdir(parents=True)
+    (template / "copier.yml").write_text("_subdirectory: template\n")
+    for source in (clone / "template").rglob("*"):
+        if source.is_file():
+            relative = source.relative_to(clone / "template").as_posix()
+            relative = relative.replace("{{ project_slug }}", "pkg").replace("{{_copier_conf.answers_file}}", "answers")
+            target = template / "template" / relative.removesuffix(".jinja")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+    git("init", "-q", cwd=template)
+    git("add", "-A", cwd=template)
+    git("-c", "user.name=bench", "-c", "user.email=bench@example.com", "commit", "-qm", "same tree", cwd=template)
+    return template
+
+
 def clean_clone(root: Path) -> Path:
     clone = root / "template"
     git("clone", "-q", str(REPO), str(clone), cwd=root)
@@ -62,13 +82,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        floor = measure(one_file_template(root), root, args.runs, "floor")
-        full = measure(clean_clone(root), root, args.runs, "full")
-    for label, times in (("one-file floor", floor), ("this template", full)):
-        print(f"{label:15} median {statistics.median(times):.3f}s  "
-              f"min {min(times):.3f}s  max {max(times):.3f}s  ({len(times)} runs)")
-    ratio = statistics.median(full) / statistics.median(floor)
-    print(f"ratio          {ratio:.2f}x (target <= 1.30x)")
+        clone = clean_clone(root)
+        results = {
+            "one-file floor": measure(one_file_template(root), root, args.runs, "floor"),
+            "same tree, emptied": measure(same_tree_emptied(root, clone), root, args.runs, "tree"),
+            "this template": measure(clone, root, args.runs, "full"),
+        }
+    medians = {label: statistics.median(times) for label, times in results.items()}
+    for label, times in results.items():
+        print(f"{label:19} median {medians[label]:.3f}s  min {min(times):.3f}s  max {max(times):.3f}s  "
+              f"({len(times)} runs)  {medians[label] / medians['one-file floor']:.2f}x the floor")
+    print(f"this template / same tree emptied: {medians['this template'] / medians['same tree, emptied']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -372,3 +372,26 @@ def test_generated_readmes_give_the_documents_steps_with_the_projects_names(exam
         assert step in readme, step
     db_readme = (example_project / "db/README.md").read_text()
     assert f"{slug}_db_data" in db_readme and "docker compose down" in db_readme
+
+
+@pytest.mark.full
+def test_readme_front_door_renders_with_its_own_copier(tmp_path):
+    """The README's first command, as a new user runs it: no Copier installed yet."""
+    readme = (REPO / "README.md").read_text()
+    first_command = re.search(r"```bash\n(scripts/new-project \S+ --defaults)", readme).group(1)
+    assert first_command == "scripts/new-project ../giga --defaults"
+    destination = tmp_path / "work" / "giga"
+    (tmp_path / "work" / "here").mkdir(parents=True)
+    result = subprocess.run([str(REPO / "scripts/new-project"), str(destination), "--defaults"],
+                            cwd=tmp_path / "work" / "here", capture_output=True, text=True,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "cache/isolated-db-template/copier-9.19.1/bin/copier").exists()
+    assert answers(destination)["project_slug"] == "giga"
+    assert (destination / "db/.env").exists() and (destination / "back/.env").exists()
+
+
+def test_ci_runs_the_readmes_test_command():
+    readme = (REPO / "README.md").read_text()
+    test_command = re.search(r"```bash\n.*\n(scripts/test)\b", readme).group(1)
+    assert test_command in (REPO / ".ci/run").read_text()

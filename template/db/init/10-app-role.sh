@@ -11,17 +11,23 @@ set -Eeuo pipefail
 : "${APP_DB_USER:?APP_DB_USER must be set (db/.env)}"
 : "${APP_DB_PASSWORD:?APP_DB_PASSWORD must be set (db/.env)}"
 
-# psql variables (:"name" for identifiers, :'name' for literals) quote the
-# values, so any character in a password is safe. The heredoc is quoted, so
-# the shell expands nothing inside it.
-psql --no-psqlrc --set ON_ERROR_STOP=1 \
-  --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
-  --set app_db="$POSTGRES_DB" \
-  --set app_user="$APP_DB_USER" \
-  --set app_password="$APP_DB_PASSWORD" <<'SQL'
+# psql reads the values from its own environment (\getenv): the password never
+# appears on a command line, where `ps` would show it during the first start.
+# psql variables (:"name" for identifiers, :'name' for literals) quote them,
+# so any character is safe, and the quoted heredoc keeps the shell out.
+# One transaction: a failure leaves no half-made role behind.
+psql --no-psqlrc --set ON_ERROR_STOP=1 --single-transaction \
+  --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" <<'SQL'
+\getenv app_db POSTGRES_DB
+\getenv app_user APP_DB_USER
+\getenv app_password APP_DB_PASSWORD
+
 -- Owner of the database, so it can run Django's migrations; no superuser, no
--- CREATEROLE. CREATEDB lets `manage.py test` create its throwaway database.
-CREATE ROLE :"app_user" LOGIN NOSUPERUSER NOCREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS
+-- CREATEROLE. CREATEDB lets `manage.py test` create its throwaway database
+-- (see README.md, "Development and production").
+-- NOLOGIN until the last init script: a half-initialised database cannot be
+-- logged into, so the healthcheck (a real login) reports it.
+CREATE ROLE :"app_user" NOLOGIN NOSUPERUSER NOCREATEROLE CREATEDB NOREPLICATION NOBYPASSRLS
   PASSWORD :'app_password';
 ALTER DATABASE :"app_db" OWNER TO :"app_user";
 

@@ -1,6 +1,7 @@
 """wait_for_db and verify_architecture."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,13 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from ..management.commands.verify_architecture import FILE_DB_MAGIC, file_databases, postgres_data_dirs
+from ..management.commands.verify_architecture import (
+    FILE_DB_MAGIC,
+    Abort,
+    file_databases,
+    network_isolation,
+    postgres_data_dirs,
+)
 
 BACK = Path(settings.BASE_DIR)
 
@@ -43,7 +50,7 @@ def test_verify_architecture_database_lines(capsys):
     for title in ("ENGINE is PostgreSQL", "Connection to the isolated database", "No unapplied migrations",
                   "Django's tables exist", "Write/read round trip", "No embedded file database"):
         assert f"✅ {title}" in out, out
-    assert out.count("✅") + out.count("❌") == 8
+    assert out.count("✅") + out.count("❌") == 9
 
 
 def test_file_databases_are_found_by_content_and_by_name(tmp_path):
@@ -60,3 +67,41 @@ def test_postgres_data_directories_are_found(tmp_path):
     data.mkdir(parents=True)
     (data / "PG_VERSION").write_text("16\n")
     assert data in postgres_data_dirs(roots=(tmp_path,))
+
+
+# -- networks: the compose files' layout, as docker compose creates it -------
+DB_COMPOSE = {"name": "p_db", "services": {"p-db": {"networks": ["p_net"]}},
+              "networks": {"p_net": {"name": "p_net"}}}
+
+
+def dev_compose(backend, frontend, **extra_services):
+    return {"name": "p_dev",
+            "services": {"backend": {"networks": backend}, "frontend": {"networks": frontend}, **extra_services},
+            "networks": {"db": {"name": "p_net", "external": True}, "app": {"name": "p_app"}}}
+
+
+def test_network_isolation_accepts_the_two_network_layout():
+    summary = network_isolation(DB_COMPOSE, dev_compose(["db", "app"], ["app"]), "p-db")
+    assert summary == "p_net: p-db and backend only; frontend reaches backend on p_app"
+
+
+@pytest.mark.parametrize("dev, reason", [
+    # the frontend on the database's network, by key, with aliases, or by the network's real name
+    (dev_compose(["db", "app"], ["app", "db"]), "frontend (on p_net) can reach the database"),
+    (dev_compose(["db", "app"], {"db": {"aliases": ["front"]}, "app": None}), "frontend (on p_net)"),
+    (dev_compose(["db", "app"], ["app"], worker={"networks": ["db"]}), "worker (on p_net) can reach"),
+    # the backend cannot reach the database, or the frontend cannot reach the backend
+    (dev_compose(["app"], ["app"]), "'backend' shares no network with 'p-db'"),
+    (dev_compose(["db"], ["app"]), "'frontend' shares no network with 'backend'"),
+    # a service that names no network is on its project's default network
+    (dev_compose(["db", "app"], None), "'frontend' shares no network with 'backend'"),
+])
+def test_network_isolation_refuses_other_layouts(dev, reason):
+    with pytest.raises(Abort, match=re.escape(reason)):
+        network_isolation(DB_COMPOSE, dev, "p-db")
+
+
+def test_a_service_in_the_db_project_is_on_its_network_too():
+    db = {**DB_COMPOSE, "services": {**DB_COMPOSE["services"], "pgadmin": {"networks": ["p_net"]}}}
+    with pytest.raises(Abort, match=r"pgadmin \(on p_net\) can reach the database"):
+        network_isolation(db, dev_compose(["db", "app"], ["app"]), "p-db")

@@ -4,11 +4,17 @@ Checks, one line each (✅ or ❌), that this backend has no database of its
 own and really uses the isolated PostgreSQL; exits 1 if any line is ❌.
 
     docker exec <slug>_backend_dev python manage.py verify_architecture
+
+The network check reads the compose files: docker-compose.dev.yml mounts them
+into the container at /compose; from a checkout, the project root is found
+next to this backend (or pass --compose-dir).
 """
 
 import os
 import uuid
 from pathlib import Path
+
+import yaml
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -26,6 +32,13 @@ PG_DATA_ROOT = Path("/var/lib/postgresql")
 # Where a PostgreSQL data directory (it always holds a PG_VERSION file) could
 # hide on the backend's side; scanned a few levels deep.
 PG_SCAN_ROOTS = (Path("/var/lib"), Path("/srv"), Path("/data"), Path("/usr/local/pgsql"))
+# Where the compose files are: mounted into the container, or the project root
+# of a checkout; each holds docker-compose.dev.yml and db/docker-compose.yml.
+COMPOSE_MOUNT = Path("/compose")
+DEV_COMPOSE = "docker-compose.dev.yml"
+DB_COMPOSE = "db/docker-compose.yml"
+BACKEND_SERVICE = "backend"
+FRONTEND_SERVICE = "frontend"
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
 
 
@@ -71,15 +84,56 @@ def postgres_data_dirs(roots=PG_SCAN_ROOTS, max_depth=4):
     return sorted(set(found))
 
 
+def service_networks(compose):
+    """Service name -> the Docker networks it joins (their real names, as
+    `docker network ls` shows them). A service that names no network joins
+    its project's `default` network."""
+    project = compose.get("name", "")
+    declared = compose.get("networks") or {}
+
+    def real_name(key):
+        return (declared.get(key) or {}).get("name") or f"{project}_{key}"
+
+    return {name: {real_name(key) for key in (service.get("networks") or ["default"])}
+            for name, service in (compose.get("services") or {}).items()}
+
+
+def network_isolation(db_compose, dev_compose, db_service):
+    """Only the database and the backend share a network; the frontend shares
+    one with the backend. Returns a summary, raises Abort on a violation."""
+    services = {**service_networks(dev_compose), **service_networks(db_compose)}
+    if db_service not in services:
+        raise Abort(f"no service {db_service!r} in {DB_COMPOSE}")
+    db_networks = services.pop(db_service)
+    intruders = sorted(f"{name} (on {', '.join(sorted(networks & db_networks))})"
+                       for name, networks in services.items()
+                       if name != BACKEND_SERVICE and networks & db_networks)
+    if intruders:
+        raise Abort(f"{', '.join(intruders)} can reach the database; only {BACKEND_SERVICE!r} may")
+    backend = services.get(BACKEND_SERVICE, set())
+    if not backend & db_networks:
+        raise Abort(f"{BACKEND_SERVICE!r} shares no network with {db_service!r}: "
+                    f"{DEV_COMPOSE} must join {', '.join(sorted(db_networks))}")
+    shared = backend & services.get(FRONTEND_SERVICE, set())
+    if not shared:
+        raise Abort(f"{FRONTEND_SERVICE!r} shares no network with {BACKEND_SERVICE!r}")
+    return (f"{', '.join(sorted(db_networks))}: {db_service} and {BACKEND_SERVICE} only; "
+            f"{FRONTEND_SERVICE} reaches {BACKEND_SERVICE} on {', '.join(sorted(shared))}")
+
+
 class Command(BaseCommand):
     help = "Verify that the backend uses the isolated PostgreSQL and has no database of its own."
     requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument("--compose-dir", type=Path,
+                            help=f"directory holding {DEV_COMPOSE} and {DB_COMPOSE} "
+                                 f"(default: {COMPOSE_MOUNT}, else the project root of this checkout)")
 
-    def handle(self, *args, database, **options):
+    def handle(self, *args, database, compose_dir, **options):
         self.alias = database
+        self.compose_dir = compose_dir
         self.connection = connections[database]
         self.failures = 0
         self.total = 0
@@ -92,6 +146,7 @@ class Command(BaseCommand):
             ("Write/read round trip (rolled back)", self.check_round_trip),
             ("No embedded file database on the backend side", self.check_no_file_database),
             ("No PostgreSQL data directory on the backend side", self.check_no_postgres_data),
+            ("Only the backend shares a network with the database", self.check_networks),
         ]
         connected = True
         for title, check in checks:
@@ -189,3 +244,12 @@ class Command(BaseCommand):
         if found:
             raise Abort(", ".join(map(str, found)))
         return f"no {PG_DATA_ROOT}, no PG_VERSION file"
+
+    def check_networks(self):
+        candidates = [self.compose_dir] if self.compose_dir else [COMPOSE_MOUNT, Path(settings.BASE_DIR).parent]
+        directory = next((d for d in candidates if (d / DEV_COMPOSE).is_file()), None)
+        if directory is None:
+            raise Abort(f"{DEV_COMPOSE} not found in {' or '.join(map(str, candidates))} (pass --compose-dir)")
+        db_compose = yaml.safe_load((directory / DB_COMPOSE).read_text())
+        dev_compose = yaml.safe_load((directory / DEV_COMPOSE).read_text())
+        return network_isolation(db_compose, dev_compose, settings.DB_SERVICE)

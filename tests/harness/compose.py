@@ -1,0 +1,82 @@
+"""The rendered compose files, read the way Docker Compose wires them.
+
+No engine here: these helpers resolve what `docker compose up` would create
+(real network names, which service joins which network under which aliases)
+and what a healthcheck would run, so tests can check them across files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+COMPOSE_FILES = ("db/docker-compose.yml", "docker-compose.dev.yml")
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def network_name(compose: dict, key: str) -> str:
+    """The Docker network `key` names: its `name:`, else `<project>_<key>`."""
+    declared = (compose.get("networks") or {}).get(key) or {}
+    return declared.get("name") or f"{compose['name']}_{key}"
+
+
+def service_networks(compose: dict, service: dict) -> dict[str, set[str]]:
+    """Real network name -> the service's aliases there. A service that names
+    no network joins its project's `default` network."""
+    networks = service.get("networks")
+    if networks is None:
+        return {network_name(compose, "default"): set()}
+    if isinstance(networks, list):
+        networks = dict.fromkeys(networks)
+    return {network_name(compose, key): set((options or {}).get("aliases") or ())
+            for key, options in networks.items()}
+
+
+def topology(project: Path) -> dict[str, dict[str, set[str]]]:
+    """Every service of the project's compose files -> {network: aliases}.
+    On each network a service also answers to its own service name."""
+    services: dict[str, dict[str, set[str]]] = {}
+    for relative in COMPOSE_FILES:
+        compose = load(project / relative)
+        for name, service in compose["services"].items():
+            if name in services:
+                raise AssertionError(f"service {name!r} is defined in two compose files")
+            services[name] = {network: aliases | {name}
+                              for network, aliases in service_networks(compose, service).items()}
+    return services
+
+
+def resolves(services: dict[str, dict[str, set[str]]], client: str, host: str) -> set[str]:
+    """Services that `host` names, as Docker's DNS answers it for `client`:
+    those sharing a network with the client and known there by that name."""
+    return {name for name, networks in services.items() if name != client
+            for network, aliases in networks.items()
+            if network in services[client] and host in aliases}
+
+
+def unescape(value: str) -> str:
+    """What the container gets for a value written in a compose file: `$$` is
+    a literal `$`. Anything else after a `$` would be interpolated from the
+    host's environment at `up` time, which no rendered file may rely on."""
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        raise ValueError(f"compose would interpolate {match.group(0)!r} from the host in {value!r}")
+    return re.sub(r"\$\$|\$.?", substitute, value)
+
+
+def healthcheck_command(service: dict) -> list[str]:
+    """The argv Docker runs for the service's healthcheck."""
+    kind, *args = service["healthcheck"]["test"]
+    args = [unescape(arg) for arg in args]
+    if kind == "CMD-SHELL":
+        (script,) = args
+        return ["/bin/sh", "-c", script]
+    if kind == "CMD":
+        return args
+    raise ValueError(f"healthcheck test of kind {kind!r}")

@@ -7,13 +7,14 @@ rendered init/ like the official entrypoint (see harness.postgres).
 from __future__ import annotations
 
 import re
+import shutil
 
 import psycopg
 import pytest
 import yaml
 
 from harness.inputs import AWKWARD_PASSWORDS
-from harness.postgres import PostgresServer, dockerfile_major, start_project_db
+from harness.postgres import PostgresServer, dockerfile_major, free_port, start_project_db
 from harness.render import REPO, copier_cli, data_args, example_answers
 
 pytestmark = pytest.mark.full
@@ -166,3 +167,215 @@ def test_awkward_passwords_authenticate_end_to_end(tmp_path):
             server.connect(server.app["user"], server.app["password"][:-1], server.app["dbname"])
     finally:
         server.destroy()
+
+
+# ---------------------------------------------------------------------------
+# Development needs CREATEDB and the test/maintenance databases; production can drop them
+# ---------------------------------------------------------------------------
+def test_app_role_creates_and_drops_the_test_database_like_manage_py_test(db):
+    """What `manage.py test` does: from the network, connect to the maintenance
+    database `postgres`, create test_<db>, use it, drop it. No superuser needed."""
+    test_db = f"test_{db.app['dbname']}"
+    db.query(f'CREATE DATABASE "{test_db}"', user=db.app["user"], password=db.app["password"], dbname="postgres")
+    try:
+        assert db.query("SELECT current_database(), current_setting('is_superuser')",
+                        user=db.app["user"], password=db.app["password"], dbname=test_db) == [(test_db, "off")]
+    finally:
+        db.query(f'DROP DATABASE "{test_db}"', user=db.app["user"], password=db.app["password"], dbname="postgres")
+
+
+def production_steps(project) -> tuple[str, str]:
+    """The SQL and the pg_hba.conf line db/README.md gives for production."""
+    readme = (project / "db/README.md").read_text()
+    section = readme.split("## Development and production", 1)[1]
+    sql = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    hba = re.search(r"```\n(host .*?)\n```", section, re.S).group(1)
+    return sql, hba
+
+
+def test_documented_production_steps_drop_createdb_and_the_extra_databases(render, fresh_db_server):
+    project = render(example_answers("acme-pg18"))
+    server = fresh_db_server(project)
+    sql, hba_line = production_steps(project)
+    app = server.app
+    server.psql_socket(sql, user=server.admin["user"], dbname=server.admin["dbname"])
+    hba = server.hba_file.read_text()
+    development_line = next(line for line in hba.splitlines() if "samenet" in line and not line.startswith("#"))
+    server.hba_file.write_text(hba.replace(development_line, hba_line))
+    server.psql_socket("SELECT pg_reload_conf()", user=server.admin["user"], dbname=server.admin["dbname"])
+    assert server.query("SELECT error FROM pg_hba_file_rules WHERE error IS NOT NULL", host="127.0.0.1",
+                        **server.admin) == []
+    # the application still logs in and migrates ...
+    server.query("CREATE TABLE after_hardening (id int); DROP TABLE after_hardening", **app)
+    (createdb, superuser), = server.query("SELECT rolcreatedb, rolsuper FROM pg_roles WHERE rolname = current_user",
+                                          **app)
+    assert (createdb, superuser) == (False, False)
+    # ... but creates no database, and reaches no database but its own from the network
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        server.query("CREATE DATABASE intruder", **app)
+    for other in ("postgres", f"test_{app['dbname']}"):
+        with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+            server.connect(app["user"], app["password"], other)
+
+
+# ---------------------------------------------------------------------------
+# No secret on a command line during the first start
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("answers", [{}, AWKWARD_PASSWORDS], ids=["random", "awkward"])
+def test_no_secret_reaches_a_command_line(render, answers):
+    """Every program the first start (initdb, init/) and the healthcheck run,
+    recorded by strace with its full argv: no password is among them, yet the
+    passwords were set, and the app role logs in with its own over TCP."""
+    server = PostgresServer(render(answers) / "db")
+    try:
+        server.trace_exec()
+        server.initialize()
+        server.start()
+        server.healthcheck()
+        command_lines = server.command_lines()
+        secrets = [server.env["POSTGRES_PASSWORD"], server.env["APP_DB_PASSWORD"]]
+        programs = {line[1].rsplit("/", 1)[-1] for line in command_lines}
+        assert {"initdb", "10-app-role.sh", "psql", "sh"} <= programs, "the trace missed the first start"
+        leaks = [line for line in command_lines for arg in line for secret in secrets if secret in arg]
+        assert leaks == []
+        # the observation would see a leak: the same trace, a password on a command line
+        server._run(["true", f"--password={secrets[1]}"], traced=True)
+        assert any(secrets[1] in arg for line in server.command_lines() for arg in line)
+        assert server.query("SELECT current_user", **server.app) == [(server.app["user"],)]
+    finally:
+        server.destroy()
+
+
+# ---------------------------------------------------------------------------
+# The compose healthcheck: healthy only when the application can log in
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def healthcheck_project(render):
+    """A project whose db_port is free here, so the rendered healthcheck runs verbatim."""
+    return render({"db_port": free_port(), "project_name": "Health"})
+
+
+@pytest.fixture
+def healthcheck_server(healthcheck_project):
+    port = yaml.safe_load((healthcheck_project / ".copier-answers.yml").read_text())["db_port"]
+    server = PostgresServer(healthcheck_project / "db", port=port)
+    yield server
+    server.destroy()
+
+
+def test_healthcheck_passes_once_initialised_and_is_a_real_login(healthcheck_server):
+    server = healthcheck_server
+    server.initialize()
+    assert server.healthcheck().returncode != 0, "healthy with no server running"
+    server.start()
+    result = server.healthcheck()
+    assert result.returncode == 0, result.stderr
+    # a ready server is not enough: the application's credentials must work
+    for wrong in ({"APP_DB_PASSWORD": server.env["APP_DB_PASSWORD"] + "x"},
+                  {"APP_DB_USER": server.env["POSTGRES_USER"]},
+                  {"POSTGRES_DB": "template1"}):
+        result = server.healthcheck(**wrong)
+        assert result.returncode != 0, wrong
+
+
+def _replace(old: str, new: str):
+    def breaks(initdb_d):
+        script = initdb_d / "10-app-role.sh"
+        text = script.read_text()
+        assert old in text
+        script.write_text(text.replace(old, new, 1))
+    return breaks
+
+
+def _write(name: str, text: str):
+    def breaks(initdb_d):
+        (initdb_d / name).write_text(text)
+        (initdb_d / name).chmod(0o755)  # as the Dockerfile's COPY --chmod=0755
+    return breaks
+
+
+BROKEN_INIT = {
+    # the role script stops halfway through its SQL
+    "role-sql-fails-halfway": _replace("REVOKE ALL ON SCHEMA", "SELECT no_such_function();\nREVOKE ALL ON SCHEMA"),
+    # the role is never created
+    "role-never-created": _replace("CREATE ROLE", "-- CREATE ROLE"),
+    # the SQL committed, then the shell part fails
+    "role-script-fails-after-its-sql": _replace("\nSQL\n", "\nSQL\nfalse\n"),
+    # a later script of the image's own
+    "extension-script-fails": _write("20-pg-stat-statements.sql", "CREATE EXTENSION no_such_extension;\n"),
+    # a script the team adds
+    "team-script-fails": _write("50-seed.sql", "INSERT INTO no_such_table VALUES (1);\n"),
+}
+
+
+@pytest.mark.parametrize("breaks", BROKEN_INIT.values(), ids=BROKEN_INIT.keys())
+def test_healthcheck_fails_on_a_half_initialised_database(healthcheck_server, breaks):
+    """The image's behaviour: an init script fails, the data directory stays,
+    the next start skips initialisation and serves what is there. The
+    healthcheck must keep saying unhealthy."""
+    server = healthcheck_server
+    breaks(server.initdb_d)
+    with pytest.raises(RuntimeError, match="exited"):
+        server.initialize()
+    assert (server.data / "PG_VERSION").exists(), "the entrypoint leaves the data directory behind"
+    server.start()
+    assert server.query("SELECT 1", host="127.0.0.1", **server.admin) == [(1,)], "the server itself is up"
+    result = server.healthcheck()
+    assert result.returncode != 0, "a half-initialised database reported healthy"
+
+
+# ---------------------------------------------------------------------------
+# verify_architecture reads the network layout from the compose files
+# ---------------------------------------------------------------------------
+NETWORK_LINE = "Only the backend shares a network with the database"
+
+
+def _frontend_on_db_network(project, network):
+    path = project / "docker-compose.dev.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["services"]["frontend"]["networks"][network] = None
+    path.write_text(yaml.safe_dump(compose))
+
+
+def _admin_tool_in_db_project(project, network):
+    path = project / "db/docker-compose.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["services"]["pgadmin"] = {"image": "dpage/pgadmin4", "networks": [network]}
+    path.write_text(yaml.safe_dump(compose))
+
+
+@pytest.mark.parametrize("intrude, intruder", [(_frontend_on_db_network, "frontend"),
+                                               (_admin_tool_in_db_project, "pgadmin")])
+def test_verify_architecture_fails_when_another_service_joins_the_db_network(
+        giga_project, giga_db, tmp_path, intrude, intruder):
+    from harness.django import Backend, venv_for
+    network = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())["network_name"]
+    project = tmp_path / "project"
+    shutil.copytree(giga_project, project, symlinks=True)
+    backend = Backend(project, giga_db, venv_for(project / "back"))
+    result = backend.manage("verify_architecture")
+    assert f"✅ {NETWORK_LINE}: {network}: giga-db and backend only" in result.stdout, result.stdout
+    intrude(project, network)
+    result = backend.manage("verify_architecture")
+    assert result.returncode == 1
+    assert (f"❌ {NETWORK_LINE}: {intruder} (on {network}) can reach the database; only 'backend' may"
+            in result.stdout), result.stdout
+
+
+def test_verify_architecture_reads_the_compose_files_where_the_dev_compose_mounts_them(
+        giga_project, giga_db, tmp_path):
+    """The container's view: only the files the dev compose mounts, at their mount points."""
+    from harness.django import Backend, venv_for
+    backend_service = yaml.safe_load((giga_project / "docker-compose.dev.yml").read_text())["services"]["backend"]
+    mounted = tmp_path / "container"
+    for volume in backend_service["volumes"]:
+        source, target, *_ = volume.split(":")
+        if target.startswith("/compose/"):
+            destination = mounted / target.removeprefix("/")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(giga_project / source, destination)
+    backend = Backend(giga_project, giga_db, venv_for(giga_project / "back"))
+    result = backend.manage("verify_architecture", "--compose-dir", str(mounted / "compose"))
+    assert f"✅ {NETWORK_LINE}" in result.stdout, result.stdout
+    assert sorted(p.relative_to(mounted).as_posix() for p in mounted.rglob("*.yml")) == [
+        "compose/db/docker-compose.yml", "compose/docker-compose.dev.yml"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import dotenv
+from harness import compose, dotenv
+from harness.postgres import EMBEDDED_POSTGRES, dockerfile_image
 from harness.render import EXAMPLES, REPO, example_answers, project_files
 
 POSTGRES_VERSIONS = [15, 16, 17, 18]
@@ -190,8 +191,6 @@ def test_db_compose_service(versioned_project):
     assert service["volumes"] == [f"db_data:{data_path}"]
     assert db_compose(versioned_project)["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
     health = service["healthcheck"]
-    assert "pg_isready -h 127.0.0.1" in " ".join(health["test"])
-    assert "$${POSTGRES_USER}" in " ".join(health["test"]), "compose would interpolate a single $"
     assert {"start_period", "interval", "retries"} <= set(health)
     assert service["stop_grace_period"] == "60s" and service["shm_size"] == "256mb"
     assert service["mem_limit"] == f"{a['db_memory_mb']}m"
@@ -219,7 +218,9 @@ def test_db_port_is_published_on_loopback_only(default_project, render):
 def test_dockerfile_uses_the_chosen_major(versioned_project):
     a = answers(versioned_project)
     dockerfile = (versioned_project / "db/Dockerfile").read_text()
-    assert re.search(rf"^FROM postgres:{a['postgres_version']}$", dockerfile, re.M)
+    major, minor, debian = dockerfile_image(versioned_project / "db")
+    assert re.search(rf"^FROM postgres:{a['postgres_version']}\.{minor}-{debian}$", dockerfile, re.M)
+    assert major == a["postgres_version"]
     assert "config_file=/etc/postgresql/postgresql.conf" in dockerfile
     assert "COPY --chmod=0755 init/ /docker-entrypoint-initdb.d/" in dockerfile
 
@@ -332,10 +333,169 @@ def test_dev_compose_joins_the_db_network_as_external(example_project):
     assert network == {"external": True, "name": a["network_name"]}
     assert db_compose(example_project)["networks"][a["network_name"]]["name"] == network["name"]
     for name in ("backend", "frontend"):
-        service = dev["services"][name]
-        assert a["network_name"] in service["networks"], name
-        assert "depends_on" not in service, "depends_on cannot reach another compose project"
+        assert "depends_on" not in dev["services"][name], "depends_on cannot reach another compose project"
     assert a["db_service"] not in dev["services"], "the database must not be in the dev compose"
+
+
+def test_only_the_database_and_the_backend_share_its_network(example_project):
+    """The architecture's "Frontend ↔ BD: no direct connection", as Docker wires it."""
+    a = answers(example_project)
+    services = compose.topology(example_project)
+    db_networks = set(services[a["db_service"]])
+    assert db_networks == {a["network_name"]}
+    on_db_network = {name for name, networks in services.items() if set(networks) & db_networks}
+    assert on_db_network == {a["db_service"], "backend"}
+    assert compose.resolves(services, "frontend", a["db_service"]) == set()
+
+
+def test_frontend_reaches_the_backend_over_the_app_network(example_project):
+    a = answers(example_project)
+    alias = a["project_slug"].replace("_", "-")
+    app_network = compose.load(example_project / "docker-compose.dev.yml")["networks"]["app"]
+    assert app_network == {"name": f"{a['project_slug']}_app_network", "driver": "bridge"}, "owned by the dev project"
+    services = compose.topology(example_project)
+    assert set(services["frontend"]) == {app_network["name"]}
+    assert set(services["backend"]) == {a["network_name"], app_network["name"]}
+    assert services["backend"][app_network["name"]] >= {f"{alias}-backend"}
+    assert services["frontend"][app_network["name"]] >= {f"{alias}-frontend"}
+
+
+def test_every_host_name_a_service_uses_resolves_to_the_intended_service(example_project):
+    """Each name one container calls another by (env files, settings defaults)
+    is an alias on a network the two share, and names exactly that service."""
+    a = answers(example_project)
+    alias = a["project_slug"].replace("_", "-")
+    services = compose.topology(example_project)
+    api_host = re.match(r"https?://([^:/]+)", dotenv.load(example_project / "front/.env")["INTERNAL_API_URL"]).group(1)
+    back_env = dotenv.load(example_project / "back/.env")
+    expected = [
+        ("frontend", api_host, "backend"),                       # the SvelteKit server's API calls
+        ("backend", back_env["DB_HOST"], a["db_service"]),       # Django's database
+        ("backend", f"{alias}-frontend", "frontend"),            # the trusted proxy (DJANGO_TRUSTED_PROXIES)
+    ]
+    for client, host, target in expected:
+        assert compose.resolves(services, client, host) == {target}, (client, host)
+
+
+def test_external_network_names_agree_across_files(example_project):
+    """Every external network of one project is a network another project creates."""
+    created, external = set(), {}
+    for relative in compose.COMPOSE_FILES:
+        spec = compose.load(example_project / relative)
+        for key, network in (spec.get("networks") or {}).items():
+            name = compose.network_name(spec, key)
+            if (network or {}).get("external"):
+                external[name] = relative
+            else:
+                created.add(name)
+    assert external and set(external) <= created, (external, created)
+
+
+def test_verify_architecture_sees_the_compose_files_in_the_backend_container(example_project):
+    """The dev compose mounts exactly the two compose files, read-only, where
+    verify_architecture looks; never a directory that holds db/.env."""
+    source = next(example_project.glob("back/*/management/commands/verify_architecture.py")).read_text()
+    mount = re.search(r'^COMPOSE_MOUNT = Path\("(/[^"]+)"\)$', source, re.M).group(1)
+    volumes = dev_compose(example_project)["services"]["backend"]["volumes"]
+    mounted = {volume.split(":")[0]: volume.split(":")[1:] for volume in volumes}
+    for relative in compose.COMPOSE_FILES:
+        assert mounted[f"./{relative}"] == [f"{mount}/{relative}", "ro"], relative
+    assert not [v for v in volumes if v.split(":")[0] in {".", "./db", "./"}], "db/.env must stay out of the backend"
+
+
+# ---------------------------------------------------------------------------
+# Containers: privileges, capabilities, memory, exact images
+# ---------------------------------------------------------------------------
+def all_services(project: Path) -> dict[str, dict]:
+    return {**db_compose(project)["services"], **dev_compose(project)["services"]}
+
+
+def test_every_service_runs_with_no_new_privileges(example_project):
+    services = all_services(example_project)
+    assert len(services) == 3
+    for name, service in services.items():
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+
+
+def test_backend_and_frontend_drop_every_capability_and_have_memory_limits(example_project):
+    for name, service in dev_compose(example_project)["services"].items():
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "cap_add" not in service and not service.get("privileged"), name
+        assert re.fullmatch(r"[1-9]\d*[mg]", str(service.get("mem_limit"))), name
+
+
+def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
+    _, service = the_db_service(versioned_project)
+    assert service["cap_drop"] == ["ALL"]
+    # chown/chmod of the volume as root, then gosu to the postgres user
+    assert sorted(service["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+    assert not service.get("privileged")
+
+
+# An exact tag: every part of the version (PostgreSQL's are major.minor since
+# 10) and the Debian release, so a rebuild changes neither.
+FULL_VERSION_PARTS = {"postgres": 2}
+EXACT_IMAGE_DOCKERFILES = ["db/Dockerfile"]
+
+
+def base_images(dockerfile: Path) -> list[str]:
+    """The FROM images that are not earlier stages of the same file."""
+    images, stages = [], set()
+    for match in re.finditer(r"^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", dockerfile.read_text(), re.M | re.I):
+        if match.group(1) not in stages:
+            images.append(match.group(1))
+        if match.group(2):
+            stages.add(match.group(2))
+    return images
+
+
+@pytest.mark.parametrize("dockerfile", EXACT_IMAGE_DOCKERFILES)
+def test_base_images_are_exact(versioned_project, dockerfile):
+    images = base_images(versioned_project / dockerfile)
+    assert images
+    for image in images:
+        name, _, tag = image.partition(":")
+        parts = FULL_VERSION_PARTS.get(name, 3)
+        assert re.fullmatch(rf"\d+(\.\d+){{{parts - 1}}}(-[a-z]+)*-(bookworm|trixie)(-[a-z]+)*", tag), image
+
+
+def test_the_tests_run_the_images_exact_postgresql(versioned_project):
+    """The test servers (harness.postgres) are the same minor as the image."""
+    major, minor, _ = dockerfile_image(versioned_project / "db")
+    assert EMBEDDED_POSTGRES[major].split(".")[:2] == [str(major), str(minor)]
+
+
+# ---------------------------------------------------------------------------
+# The database's healthcheck and init scripts
+# ---------------------------------------------------------------------------
+def test_healthcheck_logs_in_as_the_app_role_with_the_password_in_its_environment(versioned_project):
+    a = answers(versioned_project)
+    command = compose.healthcheck_command(the_db_service(versioned_project)[1])  # raises on a lone $
+    assert command[:2] == ["/bin/sh", "-c"]
+    script = command[2]
+    assert script.startswith('PGPASSWORD="${APP_DB_PASSWORD}" psql '), "the password goes in psql's environment"
+    assert '--username="${APP_DB_USER}" --dbname="${POSTGRES_DB}"' in script
+    assert f"--host=127.0.0.1 --port={a['db_port']} " in script, "TCP: the init-time server listens on the socket only"
+    assert "--no-password" in script and "pg_isready" not in script
+    assert re.findall(r"\$\{?(\w+)", script) == ["APP_DB_PASSWORD", "APP_DB_USER", "POSTGRES_DB"]
+
+
+def test_init_scripts_keep_secrets_off_command_lines(versioned_project):
+    """Passwords are read by psql itself (\\getenv); the shell only checks they are set."""
+    for script in (versioned_project / "db/init").iterdir():
+        for line in script.read_text().splitlines():
+            if re.search(r"\$\{?\w*PASSWORD", line):
+                assert re.fullmatch(r': "\$\{\w+:\?[^}]*\}"', line), f"{script.name}: {line}"
+    role_script = (versioned_project / "db/init/10-app-role.sh").read_text()
+    assert "\\getenv app_password APP_DB_PASSWORD" in role_script and "<<'SQL'" in role_script
+    assert "PASSWORD :'app_password'" in role_script
+
+
+def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
+    scripts = sorted(p.name for p in (versioned_project / "db/init").iterdir())
+    assert scripts[-1] == "99-app-login.sql"
+    assert re.search(r"CREATE ROLE :\"app_user\" NOLOGIN ", (versioned_project / "db/init/10-app-role.sh").read_text())
+    assert 'ALTER ROLE :"app_user" LOGIN;' in (versioned_project / "db/init/99-app-login.sql").read_text()
 
 
 def test_published_ports_agree_with_the_answers(example_project):
@@ -345,8 +505,8 @@ def test_published_ports_agree_with_the_answers(example_project):
     assert services["frontend"]["ports"] == [f"127.0.0.1:{a['frontend_port']}:{a['frontend_port']}"]
     conf = conf_settings(example_project / "db/postgresql.conf")
     assert conf["port"] == str(a["db_port"])
-    healthcheck = " ".join(the_db_service(example_project)[1]["healthcheck"]["test"])
-    assert f"-p {a['db_port']}" in healthcheck
+    healthcheck = compose.healthcheck_command(the_db_service(example_project)[1])[-1]
+    assert f"--host=127.0.0.1 --port={a['db_port']} " in healthcheck
 
 
 def test_env_names_agree_across_files(example_project):
@@ -354,9 +514,13 @@ def test_env_names_agree_across_files(example_project):
     db_env = dotenv.load(example_project / "db/.env")
     assert (db_env["POSTGRES_USER"], db_env["POSTGRES_DB"], db_env["APP_DB_USER"]) == (
         a["db_admin_user"], a["db_name"], a["db_user"])
-    script = (example_project / "db/init/10-app-role.sh").read_text()
-    for variable in re.findall(r"\$\{?([A-Z_]+)", script):
-        assert variable in db_env, f"init script reads {variable}, which db/.env does not set"
+    read = set()
+    for script in (example_project / "db/init").iterdir():
+        text = script.read_text()
+        read |= set(re.findall(r"\$\{?([A-Z_]+)", text)) | set(re.findall(r"^\\getenv \w+ (\w+)$", text, re.M))
+    assert {"APP_DB_USER", "APP_DB_PASSWORD", "POSTGRES_DB"} <= read
+    for variable in read:
+        assert variable in db_env, f"an init script reads {variable}, which db/.env does not set"
 
 
 def test_generated_readmes_give_the_documents_steps_with_the_projects_names(example_project):

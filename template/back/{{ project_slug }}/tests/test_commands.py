@@ -70,14 +70,19 @@ def test_postgres_data_directories_are_found(tmp_path):
 
 
 # -- networks: the compose files' layout, as docker compose creates it -------
-DB_COMPOSE = {"name": "p_db", "services": {"p-db": {"networks": ["p_net"]}},
-              "networks": {"p_net": {"name": "p_net"}}}
+DB_COMPOSE = dict(
+    name="p_db",
+    services={"p-db": dict(networks=["p_net"])},
+    networks={"p_net": dict(name="p_net")},
+)
 
 
 def dev_compose(backend, frontend, **extra_services):
-    return {"name": "p_dev",
-            "services": {"backend": {"networks": backend}, "frontend": {"networks": frontend}, **extra_services},
-            "networks": {"db": {"name": "p_net", "external": True}, "app": {"name": "p_app"}}}
+    return dict(
+        name="p_dev",
+        services=dict(backend=dict(networks=backend), frontend=dict(networks=frontend), **extra_services),
+        networks=dict(db=dict(name="p_net", external=True), app=dict(name="p_app")),
+    )
 
 
 def test_network_isolation_accepts_the_two_network_layout():
@@ -88,8 +93,8 @@ def test_network_isolation_accepts_the_two_network_layout():
 @pytest.mark.parametrize("dev, reason", [
     # the frontend on the database's network, by key, with aliases, or by the network's real name
     (dev_compose(["db", "app"], ["app", "db"]), "frontend (on p_net) can reach the database"),
-    (dev_compose(["db", "app"], {"db": {"aliases": ["front"]}, "app": None}), "frontend (on p_net)"),
-    (dev_compose(["db", "app"], ["app"], worker={"networks": ["db"]}), "worker (on p_net) can reach"),
+    (dev_compose(["db", "app"], dict(db=dict(aliases=["front"]), app=None)), "frontend (on p_net)"),
+    (dev_compose(["db", "app"], ["app"], worker=dict(networks=["db"])), "worker (on p_net) can reach"),
     # the backend cannot reach the database, or the frontend cannot reach the backend
     (dev_compose(["app"], ["app"]), "'backend' shares no network with 'p-db'"),
     (dev_compose(["db"], ["app"]), "'frontend' shares no network with 'backend'"),
@@ -102,6 +107,6 @@ def test_network_isolation_refuses_other_layouts(dev, reason):
 
 
 def test_a_service_in_the_db_project_is_on_its_network_too():
-    db = {**DB_COMPOSE, "services": {**DB_COMPOSE["services"], "pgadmin": {"networks": ["p_net"]}}}
+    db = dict(DB_COMPOSE, services=dict(DB_COMPOSE["services"], pgadmin=dict(networks=["p_net"])))
     with pytest.raises(Abort, match=r"pgadmin \(on p_net\) can reach the database"):
         network_isolation(db, dev_compose(["db", "app"], ["app"]), "p-db")

@@ -349,7 +349,7 @@ def test_verify_architecture_passes(giga_backend):
     result = giga_backend.manage("verify_architecture")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line[:1] in "✅❌"]
-    assert len(lines) == 8 and all(line.startswith("✅") for line in lines), result.stdout
+    assert len(lines) == 9 and all(line.startswith("✅") for line in lines), result.stdout
     db_service = answers(giga_backend.project)["db_service"]
     assert f"✅ HOST is the isolated database service '{db_service}'" in result.stdout
 

@@ -273,7 +273,7 @@ def test_healthcheck_passes_once_initialised_and_is_a_real_login(healthcheck_ser
     # a ready server is not enough: the application's credentials must work
     for wrong in ({"APP_DB_PASSWORD": server.env["APP_DB_PASSWORD"] + "x"},
                   {"APP_DB_USER": server.env["POSTGRES_USER"]},
-                  {"POSTGRES_DB": "template1"}):
+                  {"POSTGRES_DB": "no_such_database"}):
         result = server.healthcheck(**wrong)
         assert result.returncode != 0, wrong
 

@@ -203,7 +203,7 @@ def test_dev_compose_backend_service(example):
     assert backend["env_file"] == "back/.env"
     assert "./back:/app" in backend["volumes"]
     assert backend["ports"] == [f"127.0.0.1:{a['backend_port']}:{a['backend_port']}"]
-    assert backend["networks"][a["network_name"]]["aliases"] == [alias(example)]
+    assert backend["networks"]["app"]["aliases"] == [alias(example)]
     assert "depends_on" not in backend
     assert backend["command"] == ["python", "manage.py", "runserver", f"0.0.0.0:{a['backend_port']}"]
 

@@ -42,7 +42,7 @@ def example(request, render) -> tuple[Path, dict]:
 def test_front_env_points_at_the_backend_alias(example):
     project, a = example
     services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
-    assert alias(a, "backend") in services["backend"]["networks"][a["network_name"]]["aliases"]
+    assert alias(a, "backend") in services["backend"]["networks"]["app"]["aliases"]
     for name in (".env", ".env.example"):
         env = dotenv.load(project / "front" / name)
         assert env["INTERNAL_API_URL"] == f"http://{alias(a, 'backend')}:{a['backend_port']}", name
@@ -57,7 +57,7 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
     frontend = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]["frontend"]
     assert frontend["build"] == {"context": "./front", "target": "dev"}
     assert frontend["env_file"] == "front/.env"
-    assert alias(a, "frontend") in frontend["networks"][a["network_name"]]["aliases"]
+    assert alias(a, "frontend") in frontend["networks"]["app"]["aliases"]
     assert "front_node_modules:/app/node_modules" in frontend["volumes"]
 
     vite = (project / "front/vite.config.ts").read_text()

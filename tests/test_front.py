@@ -19,6 +19,7 @@ import shutil
 import time
 import urllib.parse
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -457,3 +458,28 @@ def test_api_calls_carry_the_clients_address_not_the_browsers_claim(giga_project
     for request in requests:
         forwarded = {k.lower(): v for k, v in request["headers"].items()}.get("x-forwarded-for")
         assert forwarded == "127.0.0.1", f"{request['method']} {request['path']}: {forwarded!r}"
+
+
+@pytest.mark.full
+def test_session_lives_as_long_as_the_token_and_ends_with_it(stack):
+    """The cookie's Max-Age follows the token's expiry (a week when the API
+    gives none), and once the API stops accepting the token the visitor is
+    logged out: the cookie goes and /me sends them to log in."""
+    browser, credentials = Browser(stack.front_url), {k: stack.staff[k] for k in ("username", "password")}
+    status, headers, _ = browser.request("POST", "/login", credentials)
+    assert status == 303
+    cookie = next(c for c in headers.get_all("Set-Cookie") if c.startswith("session="))
+    max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))
+    _, answer, _ = api_call("POST", f"{stack.api_url}/api/auth/login/", credentials)
+    expiry = answer.get("expiry")
+    if expiry is None:
+        assert max_age == 7 * 24 * 3600
+    else:
+        remaining = datetime.fromisoformat(expiry.replace("Z", "+00:00")) - datetime.now(timezone.utc)
+        assert abs(max_age - remaining.total_seconds()) < 60, (max_age, expiry)
+
+    token = browser.cookies["session"]
+    assert api_call("POST", f"{stack.api_url}/api/auth/logout/", token=token)[0] in (200, 204)
+    status, headers, _ = browser.request("GET", "/me")
+    assert (status, headers["Location"]) == (303, "/login?next=%2Fme")
+    assert "session" not in browser.cookies, "the cookie of a revoked token is deleted"

@@ -1,10 +1,13 @@
 """front/: the SvelteKit app that talks only to the API.
 
-Quick tier: the rendered front/ agrees with the answers and the dev compose.
+Quick tier: the rendered front/ agrees with the answers and the dev compose,
+and its image runs as a non-root user on an exact base image.
 Full tier: in a copy of the rendered front/, `npm ci`, `npm run check`,
 `npm run lint`, `npm test -- --run` and `npm run build` all pass; neither the
 sources nor the build carry anything of the database; and the built server
-(`node build`) works against the real backend and database.
+(`node build`) works against the real backend and database, sends the API
+the client's address, answers with its security headers, and never
+redirects off-site.
 """
 
 from __future__ import annotations
@@ -16,17 +19,25 @@ import shutil
 import time
 import urllib.parse
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness import dotenv
-from harness.node import npm, shown
+from harness.django import http as api_call
+from harness.node import npm, recording_api, serve_front, shown
 from harness.render import EXAMPLES, example_answers
+
 
 def alias(answers: dict, tier: str) -> str:
     return f"{answers['project_slug'].replace('_', '-')}-{tier}"
+
+
+def aliases(service: dict) -> set[str]:
+    """The service's names on all the networks it joins."""
+    return {name for network in (service.get("networks") or {}).values() for name in (network or {}).get("aliases", [])}
 
 
 # ---------------------------------------------------------------------------
@@ -42,7 +53,7 @@ def example(request, render) -> tuple[Path, dict]:
 def test_front_env_points_at_the_backend_alias(example):
     project, a = example
     services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
-    assert alias(a, "backend") in services["backend"]["networks"]["app"]["aliases"]
+    assert alias(a, "backend") in aliases(services["backend"])
     for name in (".env", ".env.example"):
         env = dotenv.load(project / "front" / name)
         assert env["INTERNAL_API_URL"] == f"http://{alias(a, 'backend')}:{a['backend_port']}", name
@@ -57,7 +68,7 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
     frontend = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]["frontend"]
     assert frontend["build"] == {"context": "./front", "target": "dev"}
     assert frontend["env_file"] == "front/.env"
-    assert alias(a, "frontend") in frontend["networks"]["app"]["aliases"]
+    assert alias(a, "frontend") in aliases(frontend)
     assert "front_node_modules:/app/node_modules" in frontend["volumes"]
 
     vite = (project / "front/vite.config.ts").read_text()
@@ -68,9 +79,57 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
     dockerfile = (project / "front/Dockerfile").read_text()
     assert f'"--host", "0.0.0.0", "--port", "{port}"' in dockerfile
     assert f"EXPOSE {port}" in dockerfile
-    assert re.search(r"^FROM node:\d+-slim AS base$", dockerfile, re.M)
     assert re.search(r"^FROM base AS dev$", dockerfile, re.M)
     assert dockerfile.rstrip().endswith('CMD ["node", "build"]')
+
+
+def dockerfile_stages(text: str) -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions as (KEYWORD, arguments), continuation lines joined."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        keyword, _, rest = line.strip().partition(" ")
+        if keyword.upper() == "FROM":
+            current = [("FROM", rest)]
+            stages[rest.split()[-1] if " AS " in rest.upper() else rest] = current
+        else:
+            current.append((keyword.upper(), rest.strip()))
+    return stages
+
+
+def test_front_image_is_built_from_an_exact_release(example):
+    """`node:24-slim` moves to another Node release and another Debian under the team."""
+    project, _ = example
+    sources = [rest for stage in dockerfile_stages((project / "front/Dockerfile").read_text()).values()
+               for keyword, rest in stage[:1] if not rest.startswith("base ")]
+    assert sources, "no external base image"
+    for source in sources:
+        image = source.split()[0]
+        assert re.fullmatch(r"node:\d+\.\d+\.\d+-(bookworm|trixie)-slim", image), image
+
+
+def test_front_image_stages_that_run_a_server_are_not_root(example):
+    """Both images that run code (dev: vite dev; production: node build) run as
+    the node user (uid 1000); in dev it also owns node_modules, so that the
+    named volume Docker seeds from the image stays writable by it."""
+    project, _ = example
+    stages = dockerfile_stages((project / "front/Dockerfile").read_text())
+    running = {name: steps for name, steps in stages.items() if any(k == "CMD" for k, _ in steps)}
+    assert set(running) == {"dev", "production"}, running.keys()
+    for name, steps in running.items():
+        users = [rest for keyword, rest in steps if keyword == "USER"]
+        assert users and users[-1] == "1000:1000", f"{name} runs as {users[-1] if users else 'root'}"
+        user_at = max(i for i, (keyword, _) in enumerate(steps) if keyword == "USER")
+        assert user_at < next(i for i, (keyword, _) in enumerate(steps) if keyword == "CMD"), name
+    dev = stages["dev"]
+    user_at = next(i for i, (keyword, _) in enumerate(dev) if keyword == "USER")
+    install_at = next(i for i, (keyword, rest) in enumerate(dev) if keyword == "RUN" and "npm ci" in rest)
+    assert user_at < install_at, "node_modules must be created by the user that runs vite"
+    assert ("RUN", "chown 1000:1000 /app") in dev[:user_at], "npm ci writes node_modules into /app"
+    copies = [rest for keyword, rest in dev if keyword == "COPY"]
+    assert copies and all(rest.startswith("--chown=1000:1000 ") for rest in copies), copies
 
 
 def test_front_holds_no_jinja_and_only_plain_svelte(example):
@@ -225,7 +284,8 @@ def test_home_page_shows_the_real_system_status(stack):
     status, _, html = Browser(stack.front_url).request("GET", "/")
     assert status == 200
     assert (text(html, "api-status"), text(html, "db-status")) == ("ok", "ok")
-    assert text(html, "user-count") == str(user_count(stack))
+    assert text(html, "system-state") == "All systems operational"
+    assert text(html, "user-count") is None, "the public health answer has no user count"
     assert "<title>Giga</title>" in html
     assert stack.api_url.split("//")[1] not in html and "giga-backend" not in html, \
         "the API's address must not reach the browser"
@@ -253,11 +313,12 @@ def test_signup_login_me_users_logout(stack):
     assert (status, text(html, "me-username")) == (200, name)
     status, _, html = browser.request("GET", "/users")
     assert (status, text(html, "error-status")) == (403, "403")
+    token = browser.cookies["session"]
+    assert api_call("GET", f"{stack.api_url}/api/auth/me/", token=token)[0] == 200
     status, headers, _ = browser.request("POST", "/logout", {})
     assert (status, headers["Location"]) == (303, "/") and "session" not in browser.cookies
-    assert stack.db.query("SELECT count(*) FROM authtoken_token t JOIN personas_usuario u ON u.id = t.user_id"
-                          " WHERE u.username = %s", params=[name], **stack.db.app) == [(0,)], \
-        "logging out deletes the API token"
+    assert api_call("GET", f"{stack.api_url}/api/auth/me/", token=token)[0] == 401, \
+        "logging out revokes the API token"
     status, _, html = browser.request("POST", "/login", {"username": stack.staff["username"], "password": "nope"})
     assert (status, text(html, "error-form")) == (400, "Unable to log in with provided credentials.")
 
@@ -301,3 +362,124 @@ def test_database_outage_shows_degraded_then_recovers(stack):
         stack.db.start()
     status, _, html = browser.request("GET", "/")
     assert (text(html, "api-status"), text(html, "db-status")) == ("ok", "ok"), "no restart needed"
+
+
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "strict-origin-when-cross-origin",
+                    "X-Frame-Options": "DENY"}
+CSP = {"default-src": "'self'", "frame-ancestors": "'none'", "form-action": "'self'", "base-uri": "'self'",
+       "object-src": "'none'"}
+
+
+def csp_directives(header: str) -> dict[str, str]:
+    return {name: value.strip() for name, _, value in
+            (part.strip().partition(" ") for part in header.split(";") if part.strip())}
+
+
+@pytest.mark.full
+def test_every_kind_of_answer_carries_the_security_headers(stack):
+    """Pages, redirects, failed form posts, error pages and endpoints alike."""
+    browser = Browser(stack.front_url)
+    answers = {
+        "page": browser.request("GET", "/"),
+        "redirect to log in": browser.request("GET", "/me"),
+        "failed form post": browser.request("POST", "/login", {"username": "", "password": ""}),
+        "404 page": browser.request("GET", "/no-such-page"),
+        "endpoint": browser.request("GET", "/healthz"),
+        "page data": browser.request("GET", "/login/__data.json"),
+    }
+    assert [status for status, _, _ in answers.values()] == [200, 303, 400, 404, 200, 200]
+    for kind, (_, headers, _) in answers.items():
+        for name, value in SECURITY_HEADERS.items():
+            assert headers[name] == value, f"{name} on the {kind}"
+    for kind in ("page", "failed form post", "404 page"):
+        policy = csp_directives(answers[kind][1]["Content-Security-Policy"])
+        assert {name: policy.get(name) for name in CSP} == CSP, f"{kind}: {policy}"
+        scripts = policy["script-src"].split()
+        assert "'unsafe-inline'" not in scripts and any(s.startswith("'nonce-") for s in scripts), policy
+        nonce = next(s for s in scripts if s.startswith("'nonce-"))[len("'nonce-"):-1]
+        html = answers[kind][2]
+        assert html.count("<script") == html.count(f'<script nonce="{nonce}"') >= 1, \
+            f"{kind}: every inline script carries the nonce"
+
+
+# The shapes of open redirects, as a browser would send them in the query
+# string: decoded once by SvelteKit, then resolved by the browser against this site.
+OFF_SITE_NEXT = {
+    "protocol-relative": ["//evil.example/", "%2F%2Fevil.example", "///evil.example"],
+    "backslash": ["/%5Cevil.example", "%5C%5Cevil.example", "/%5C/evil.example", "/\\evil.example"],
+    "tab and newlines, dropped by browsers": ["/%09/evil.example/", "/%0A/evil.example", "/%0D%0A/evil.example"],
+    "double encoding": ["/%252F/evil.example", "/%2509/evil.example", "/%255Cevil.example"],
+    "header injection": ["/me%0D%0ASet-Cookie:%20session=attacker", "/me%00", "/me%0ALocation:%20//evil.example"],
+    "absolute URL or scheme": ["https://evil.example/", "http:evil.example", "javascript:alert(1)",
+                               "data:text/html,x", "evil.example"],
+}
+
+
+@pytest.mark.full
+def test_login_never_redirects_off_site(stack):
+    """The form's redirect after logging in, and the logged-in visit to /login,
+    both go to a path on this site whatever `next` holds: never elsewhere, never a 500."""
+    browser = Browser(stack.front_url)
+    status, headers, _ = browser.request("POST", "/login?next=/%09/evil.example/", {
+        "username": stack.staff["username"], "password": stack.staff["password"]})
+    assert (status, headers["Location"]) == (303, "/me")
+    assert "session" in browser.cookies
+    for shape, values in OFF_SITE_NEXT.items():
+        for next_ in values:
+            status, headers, _ = browser.request("GET", f"/login?next={next_}")
+            assert (status, headers.get("Location")) == (303, "/me"), f"{shape}: {next_}"
+    status, headers, _ = browser.request("GET", "/login?next=%2Fusers%3Fpage%3D2")
+    assert (status, headers["Location"]) == (303, "/users?page=2"), "a path on this site is kept"
+
+
+@pytest.mark.full
+def test_api_calls_carry_the_clients_address_not_the_browsers_claim(giga_project, front_built):
+    """The built server, in front of a recording stand-in for the backend:
+    every API call says who the client is in X-Forwarded-For, set from the
+    connection, never the value the browser sent."""
+    answers = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())
+    routes = {"GET /api/health/": (200, {"status": "ok"}),
+              "GET /api/auth/me/": (401, {"detail": "Invalid token."}),
+              "POST /api/auth/login/": (429, {"detail": "Request was throttled. Expected available in 9 seconds."})}
+    with recording_api(routes) as (port, requests), \
+            serve_front(front_built, alias(answers, "backend"), port) as front_url:
+        browser = Browser(front_url)
+        browser.cookies["session"] = "stale"
+        connection = http.client.HTTPConnection(browser.netloc, timeout=30)
+        connection.request("GET", "/", headers={"Accept": "text/html", "Cookie": "session=stale",
+                                                "X-Forwarded-For": "198.51.100.66, 10.0.0.1"})
+        assert connection.getresponse().status == 200
+        connection.close()
+        status, _, html = browser.request("POST", "/login", {"username": "ada", "password": "x"})
+    assert (status, text(html, "error-form")) == (429, "Request was throttled. Expected available in 9 seconds.")
+    calls = [(r["method"], r["path"]) for r in requests]
+    assert calls == [("GET", "/api/auth/me/"), ("GET", "/api/health/"),
+                     ("GET", "/api/auth/me/"), ("POST", "/api/auth/login/")], calls
+    for request in requests:
+        forwarded = {k.lower(): v for k, v in request["headers"].items()}.get("x-forwarded-for")
+        assert forwarded == "127.0.0.1", f"{request['method']} {request['path']}: {forwarded!r}"
+
+
+@pytest.mark.full
+def test_session_lives_as_long_as_the_token_and_ends_with_it(stack):
+    """The cookie's Max-Age follows the token's expiry (a week when the API
+    gives none), and once the API stops accepting the token the visitor is
+    logged out: the cookie goes and /me sends them to log in."""
+    browser, credentials = Browser(stack.front_url), {k: stack.staff[k] for k in ("username", "password")}
+    status, headers, _ = browser.request("POST", "/login", credentials)
+    assert status == 303
+    cookie = next(c for c in headers.get_all("Set-Cookie") if c.startswith("session="))
+    max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))
+    _, answer, _ = api_call("POST", f"{stack.api_url}/api/auth/login/", credentials)
+    expiry = answer.get("expiry")
+    if expiry is None:
+        assert max_age == 7 * 24 * 3600
+    else:
+        remaining = datetime.fromisoformat(expiry.replace("Z", "+00:00")) - datetime.now(timezone.utc)
+        assert abs(max_age - remaining.total_seconds()) < 60, (max_age, expiry)
+
+    token = browser.cookies["session"]
+    assert api_call("POST", f"{stack.api_url}/api/auth/logout/", token=token)[0] in (200, 204)
+    status, headers, _ = browser.request("GET", "/me")
+    assert (status, headers["Location"]) == (303, "/login?next=%2Fme")
+    assert "session" not in browser.cookies, "the cookie of a revoked token is deleted"

@@ -3,17 +3,22 @@
 The production image runs `node build` with front/.env's settings; so does
 `serve_front`, with the backend reached by its network alias (resolved through
 a private /etc/hosts, see harness.hosts) and only the ports changed.
+`serve_dev` runs `vite dev` as the dev image does; `recording_api` stands in
+for the backend where a test needs to see what the frontend sends it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -84,20 +89,78 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
 
 
 @contextlib.contextmanager
+def _serving(command: list[str], cwd: Path, env: dict[str, str], ready_url: str, timeout: float = 30):
+    log = Path(tempfile.mkstemp(prefix="front-", suffix=".log")[1])
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    process.log_path = log
+    try:
+        wait_for_http(ready_url, process, log, timeout)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # its own session: vite's esbuild goes too
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
 def serve_front(built: Path, backend_alias: str, backend_port: int):
     """`node build` as the production image runs it; yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **dotenv.load(built / ".env"), "PORT": str(port), "HOST": "127.0.0.1",
+    env = {**dotenv.load(built / ".env"), "PORT": str(port), "HOST": "127.0.0.1",
            "ORIGIN": base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
-    log = Path(tempfile.mkstemp(prefix="front-", suffix=".log")[1])
-    with log.open("w") as out:
-        process = subprocess.Popen([*with_hosts({backend_alias: "127.0.0.1"}), "node", "build"], cwd=built,
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    process.log_path = log
-    try:
-        wait_for_http(f"{base}/healthz", process, log)
+    with _serving([*with_hosts({backend_alias: "127.0.0.1"}), "node", "build"], built, env,
+                  f"{base}/healthz"):
         yield base
+
+
+@contextlib.contextmanager
+def serve_dev(installed: Path, destination: Path, api_url: str):
+    """`vite dev` on a copy of front/ that shares `installed`'s node_modules
+    (vite writes .svelte-kit/ into the code, as in the bind-mounted container).
+    Yields its base URL."""
+    shutil.copytree(installed, destination, ignore=shutil.ignore_patterns("node_modules", "build", ".svelte-kit"))
+    (destination / "node_modules").symlink_to(installed / "node_modules")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {"INTERNAL_API_URL": api_url, "CI": "true", "NO_COLOR": "1"}
+    with _serving(["node_modules/.bin/vite", "dev", "--host", "127.0.0.1", "--port", str(port)],
+                  destination, env, f"{base}/healthz", timeout=60):
+        yield base
+
+
+@contextlib.contextmanager
+def recording_api(routes: dict[str, tuple[int, dict]]):
+    """A stand-in backend on 127.0.0.1 that records every request's method,
+    path and headers; `routes` maps "METHOD /path" to (status, JSON body),
+    anything else is a 404. Yields (port, list of requests)."""
+    requests: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
+            status, body = routes.get(f"{self.command} {self.path}", (404, {"detail": "Not found."}))
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], requests
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.shutdown()
+        server.server_close()

@@ -23,17 +23,31 @@ beforeAll(async () => {
 afterAll(() => server.close());
 
 /** Runs the hook for a request with this session cookie; returns what it left in locals. */
-async function run(token: string | null) {
+async function run(token: string | null, page = () => new Response('page')) {
 	const jar = new Map(token ? [['session', token]] : []);
 	const cookies = {
 		get: (name: string) => jar.get(name),
 		delete: (name: string) => void jar.delete(name)
 	} as unknown as Cookies;
-	const event = { cookies, locals: {} } as unknown as RequestEvent;
-	const response = await handle({ event, resolve: async () => new Response('page') });
-	expect(await response.text()).toBe('page');
-	return { locals: event.locals, cookie: jar.get('session') ?? null };
+	// The browser claims an address of its own; only the socket's counts.
+	const request = new Request('http://localhost/', {
+		headers: { 'x-forwarded-for': '198.51.100.66' }
+	});
+	const event = {
+		cookies,
+		locals: {},
+		request,
+		getClientAddress: () => '203.0.113.7'
+	} as unknown as RequestEvent;
+	const response = await handle({ event, resolve: async () => page() });
+	return { locals: event.locals, cookie: jar.get('session') ?? null, response };
 }
+
+const SECURITY_HEADERS = {
+	'x-content-type-options': 'nosniff',
+	'referrer-policy': 'strict-origin-when-cross-origin',
+	'x-frame-options': 'DENY'
+};
 
 describe('handle', () => {
 	it('leaves anonymous visitors anonymous without calling the API', async () => {
@@ -46,10 +60,37 @@ describe('handle', () => {
 	});
 
 	it('resolves the user from the session cookie', async () => {
-		const { locals, cookie } = await run('good');
+		const { locals, cookie, response } = await run('good');
 		expect(locals.user).toEqual(ada);
 		expect(locals.api.token).toBe('good');
 		expect(cookie).toBe('good');
+		expect(await response.text()).toBe('page');
+	});
+
+	it("forwards the client's address, never the browser's X-Forwarded-For", async () => {
+		const { locals } = await run('good');
+		expect(server.requests.at(-1)!.headers['x-forwarded-for']).toBe('203.0.113.7');
+		expect(locals.api.clientAddress).toBe('203.0.113.7');
+		const { locals: after } = await run('stale');
+		expect(after.api.clientAddress).toBe('203.0.113.7');
+	});
+
+	it('adds the security headers to every response: pages, endpoints, redirects, errors', async () => {
+		const responses = [
+			() => new Response('<p>page</p>', { headers: { 'content-type': 'text/html' } }),
+			() => Response.json({ ok: true }),
+			() => new Response(null, { status: 303, headers: { location: '/login' } }),
+			() => new Response('Not found', { status: 404 }),
+			() => new Response('Internal Error', { status: 500 })
+		];
+		for (const page of responses) {
+			for (const token of [null, 'good', 'stale']) {
+				const { response } = await run(token, page);
+				for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+					expect(response.headers.get(name), `${name} on ${response.status}`).toBe(value);
+				}
+			}
+		}
 	});
 
 	it('forgets a token the API no longer accepts', async () => {

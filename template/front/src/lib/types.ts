@@ -9,23 +9,20 @@ export interface User {
 	date_joined: string;
 }
 
-/** GET /api/health/, 200. */
+/**
+ * GET /api/health/: 200 `ok` when the API reached the database, 503
+ * `unavailable` when not. The public gets nothing more; staff tokens get
+ * extra keys, which the home page does not show.
+ */
 export interface Health {
-	status: 'ok';
-	database: 'ok';
-	users: number;
-}
-
-/** GET /api/health/, 503. */
-export interface HealthUnavailable {
-	status: 'unavailable';
-	database: 'unreachable';
-	detail: string;
+	status: 'ok' | 'unavailable';
 }
 
 /** POST /api/auth/login/, 200. */
 export interface LoginResponse {
 	token: string;
+	/** When the token stops working (ISO 8601); null if never. */
+	expiry?: string | null;
 	user: User;
 }
 
@@ -42,7 +39,6 @@ export interface SystemStatus {
 	/** ok: answered 200; degraded: answered, but not 200; down: no answer. */
 	api: 'ok' | 'degraded' | 'down';
 	database: 'ok' | 'unreachable' | 'unknown';
-	users: number | null;
 	/** Why it is not ok, for people. */
 	detail: string | null;
 }

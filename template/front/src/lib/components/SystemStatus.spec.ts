@@ -4,13 +4,12 @@ import { textByTestId as byTestId } from '$lib/testing/html';
 import SystemStatus from './SystemStatus.svelte';
 
 describe('SystemStatus', () => {
-	it('shows a healthy system with its user count', () => {
+	it('shows a healthy system', () => {
 		const { body } = render(SystemStatus, {
-			props: { status: { api: 'ok', database: 'ok', users: 42, detail: null } }
+			props: { status: { api: 'ok', database: 'ok', detail: null } }
 		});
 		expect(byTestId(body, 'api-status')).toBe('ok');
 		expect(byTestId(body, 'db-status')).toBe('ok');
-		expect(byTestId(body, 'user-count')).toBe('42');
 		expect(byTestId(body, 'system-state')).toBe('All systems operational');
 		expect(byTestId(body, 'status-detail')).toBeNull();
 	});
@@ -21,14 +20,12 @@ describe('SystemStatus', () => {
 				status: {
 					api: 'degraded',
 					database: 'unreachable',
-					users: null,
 					detail: 'The API is up but cannot reach the database.'
 				}
 			}
 		});
 		expect(byTestId(body, 'api-status')).toBe('degraded');
 		expect(byTestId(body, 'db-status')).toBe('unreachable');
-		expect(byTestId(body, 'user-count')).toBe('unknown');
 		expect(byTestId(body, 'system-state')).toMatch(/^Degraded/);
 		expect(byTestId(body, 'status-detail')).toBe('The API is up but cannot reach the database.');
 		expect(body).toMatch(/data-testid="db-status" class="bad[^"]*"/);
@@ -36,7 +33,7 @@ describe('SystemStatus', () => {
 
 	it('escapes what it shows', () => {
 		const { body } = render(SystemStatus, {
-			props: { status: { api: 'down', database: 'unknown', users: null, detail: '<b>x</b>' } }
+			props: { status: { api: 'down', database: 'unknown', detail: '<b>x</b>' } }
 		});
 		expect(body).not.toContain('<b>x</b>');
 		expect(body).toContain('&lt;b>x&lt;/b>');

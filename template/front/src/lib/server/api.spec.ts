@@ -7,7 +7,7 @@ let server: TestServer;
 
 beforeAll(async () => {
 	server = await startServer({
-		'GET /api/health/': (_, res) => json(res, 200, { status: 'ok', database: 'ok', users: 3 }),
+		'GET /api/health/': (_, res) => json(res, 200, { status: 'ok' }),
 		'GET /api/auth/me/': (req, res) =>
 			req.headers.authorization === 'Token good'
 				? json(res, 200, ada)
@@ -22,14 +22,14 @@ beforeAll(async () => {
 			res.writeHead(204);
 			res.end();
 		},
-		'GET /prefix/api/health/': (_, res) =>
-			json(res, 200, { status: 'ok', database: 'ok', users: 0 }),
-		'GET /api/down/': (_, res) =>
-			json(res, 503, {
-				status: 'unavailable',
-				database: 'unreachable',
-				detail: 'connection refused'
-			}),
+		'GET /prefix/api/health/': (_, res) => json(res, 200, { status: 'ok' }),
+		'GET /api/down/': (_, res) => json(res, 503, { status: 'unavailable' }),
+		'POST /api/auth/login/': (_, res) => {
+			res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '60' });
+			res.end(
+				JSON.stringify({ detail: 'Request was throttled. Expected available in 60 seconds.' })
+			);
+		},
 		'GET /api/crash/': (_, res) => {
 			res.writeHead(500, { 'content-type': 'text/html' });
 			res.end('<h1>Server Error (500)</h1>');
@@ -50,14 +50,28 @@ describe('ApiClient', () => {
 	it('GETs JSON, without an Authorization header when anonymous', async () => {
 		const api = createApiClient({ baseUrl: server.url });
 		const result = await api.get<Health>('/api/health/');
-		expect(result).toEqual({
-			ok: true,
-			status: 200,
-			data: { status: 'ok', database: 'ok', users: 3 }
-		});
+		expect(result).toEqual({ ok: true, status: 200, data: { status: 'ok' } });
 		const request = server.requests.at(-1)!;
 		expect(request.headers.accept).toBe('application/json');
 		expect(request.headers.authorization).toBeUndefined();
+		expect(request.headers['x-forwarded-for']).toBeUndefined();
+	});
+
+	it("sends the browser's address as X-Forwarded-For on every call, keeping it across withToken()", async () => {
+		const api = createApiClient({ baseUrl: server.url, clientAddress: '203.0.113.7' });
+		const calls = [
+			() => api.get('/api/health/'),
+			() => api.post('/api/auth/signup/', {}),
+			() => api.withToken('good').get('/api/auth/me/'),
+			() => api.withToken('good').post('/api/auth/logout/')
+		];
+		for (const call of calls) {
+			await call();
+			expect(server.requests.at(-1)!.headers['x-forwarded-for']).toBe('203.0.113.7');
+		}
+		const ipv6 = createApiClient({ baseUrl: server.url, clientAddress: '2001:db8::1' });
+		await ipv6.get('/api/health/');
+		expect(server.requests.at(-1)!.headers['x-forwarded-for']).toBe('2001:db8::1');
 	});
 
 	it('sends the token as `Authorization: Token <key>`', async () => {
@@ -111,9 +125,20 @@ describe('ApiClient', () => {
 			ok: false,
 			kind: 'http',
 			status: 503,
-			detail: 'connection refused',
+			detail: null,
 			fieldErrors: {},
-			body: { status: 'unavailable', database: 'unreachable' }
+			body: { status: 'unavailable' }
+		});
+	});
+
+	it("keeps a throttled answer's detail", async () => {
+		const result = await createApiClient({ baseUrl: server.url }).post('/api/auth/login/', {});
+		expect(result).toMatchObject({
+			ok: false,
+			kind: 'http',
+			status: 429,
+			detail: 'Request was throttled. Expected available in 60 seconds.',
+			fieldErrors: {}
 		});
 	});
 

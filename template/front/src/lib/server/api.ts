@@ -41,6 +41,12 @@ export interface ApiClientOptions {
 	baseUrl: string | undefined;
 	/** DRF token, sent as `Authorization: Token <token>`. */
 	token?: string | null;
+	/**
+	 * The browser's address (`event.getClientAddress()`), sent as
+	 * `X-Forwarded-For` so that the API throttles per person, not per
+	 * SvelteKit server. The API trusts that header from this server only.
+	 */
+	clientAddress?: string | null;
 	/** Give up after this long (health answers within a few seconds). */
 	timeoutMs?: number;
 	fetch?: typeof globalThis.fetch;
@@ -50,6 +56,7 @@ export const DEFAULT_TIMEOUT_MS = 8000;
 
 export class ApiClient {
 	readonly token: string | null;
+	readonly clientAddress: string | null;
 	readonly timeoutMs: number;
 	readonly #base: URL | null;
 	readonly #configError: string | null;
@@ -57,6 +64,7 @@ export class ApiClient {
 
 	constructor(options: ApiClientOptions) {
 		this.token = options.token || null;
+		this.clientAddress = options.clientAddress || null;
 		this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 		this.#fetch = options.fetch ?? globalThis.fetch;
 		const parsed = parseBaseUrl(options.baseUrl);
@@ -69,6 +77,7 @@ export class ApiClient {
 		return new ApiClient({
 			baseUrl: this.#base?.href,
 			token,
+			clientAddress: this.clientAddress,
 			timeoutMs: this.timeoutMs,
 			fetch: this.#fetch
 		});
@@ -97,6 +106,8 @@ export class ApiClient {
 		const url = this.url(path);
 		const headers: Record<string, string> = { Accept: 'application/json' };
 		if (this.token) headers.Authorization = `Token ${this.token}`;
+		// Set, never appended to: whatever the browser sent is not passed on.
+		if (this.clientAddress) headers['X-Forwarded-For'] = this.clientAddress;
 		if (body !== undefined) headers['Content-Type'] = 'application/json';
 
 		let response: Response;

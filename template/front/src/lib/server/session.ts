@@ -3,9 +3,20 @@ import type { User } from '$lib/types';
 
 /** The httpOnly cookie that holds the API token (docs/api-contract.md). */
 export const SESSION_COOKIE = 'session';
-const WEEK = 60 * 60 * 24 * 7;
+/** How long the cookie lives when the API gives no expiry for the token. */
+const DEFAULT_MAX_AGE = 60 * 60 * 24 * 7;
 
-export function setSession(cookies: Cookies, url: URL, token: string): void {
+/**
+ * Stores the API token. The cookie lives as long as the token: `expiry` is
+ * the ISO timestamp the API gives with it (null or absent: a week).
+ */
+export function setSession(
+	cookies: Cookies,
+	url: URL,
+	token: string,
+	expiry?: string | null,
+	now = Date.now()
+): void {
 	cookies.set(SESSION_COOKIE, token, {
 		path: '/',
 		httpOnly: true,
@@ -13,23 +24,47 @@ export function setSession(cookies: Cookies, url: URL, token: string): void {
 		// Secure whenever the site is served over HTTPS (production); a Secure
 		// cookie sent over plain http://host:port would be dropped by browsers.
 		secure: url.protocol === 'https:',
-		maxAge: WEEK
+		maxAge: maxAge(expiry, now)
 	});
+}
+
+function maxAge(expiry: string | null | undefined, now: number): number {
+	const expires = expiry ? Date.parse(expiry) : NaN;
+	if (Number.isNaN(expires)) return DEFAULT_MAX_AGE;
+	return Math.max(0, Math.floor((expires - now) / 1000));
 }
 
 export function clearSession(cookies: Cookies): void {
 	cookies.delete(SESSION_COOKIE, { path: '/' });
 }
 
+// C0 and C1 controls and DEL: browsers drop tabs and newlines from URLs
+// (`/\t/evil.example` becomes `//evil.example`), and CR/LF cannot go in a header.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 /**
- * Where to go after logging in: a path on this site, never another origin
- * (`//evil.example`, `/\evil.example`, `https://...`).
+ * Where to go after logging in: a path on this site, or `fallback`. `next`
+ * comes from the query string, so anyone can write it: it must resolve to
+ * this origin, read as a plain path both as given and once decoded, with no
+ * control character and no backslash (which browsers read as "/").
  */
-export function safeNext(next: string | null, fallback = '/me'): string {
-	if (!next || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) {
+export function safeNext(next: string | null, url: URL, fallback = '/me'): string {
+	if (!next) return fallback;
+	let decoded: string;
+	try {
+		decoded = decodeURIComponent(next);
+	} catch {
 		return fallback;
 	}
-	return next;
+	for (const form of [next, decoded]) {
+		if (!form.startsWith('/') || form.startsWith('//') || form.includes('\\')) return fallback;
+		if (CONTROL.test(form)) return fallback;
+	}
+	const target = new URL(next, url.origin);
+	if (target.origin !== url.origin) return fallback;
+	// The URL as parsed, so the Location header holds exactly what was checked.
+	return target.pathname + target.search + target.hash;
 }
 
 /** The login page, coming back to `url` afterwards. */

@@ -1,38 +1,34 @@
 import type { ApiResult } from './api';
-import type { Health, HealthUnavailable, SystemStatus } from '$lib/types';
+import type { Health, SystemStatus } from '$lib/types';
 
-/** What the home page shows, from GET /api/health/. Every outcome is a status, none throws. */
+/**
+ * What the home page shows, from GET /api/health/. The API answers only
+ * `{"status": "ok"}` (it reached the database) or 503 `{"status":
+ * "unavailable"}` (it did not). Every outcome is a status, none throws.
+ */
 export function systemStatus(result: ApiResult<Health>): SystemStatus {
 	if (result.ok) {
-		const users = typeof result.data?.users === 'number' ? result.data.users : null;
+		if (result.data?.status === 'ok') return { api: 'ok', database: 'ok', detail: null };
 		return {
-			api: 'ok',
-			database: result.data?.database === 'ok' ? 'ok' : 'unknown',
-			users,
-			detail: null
+			api: 'degraded',
+			database: 'unknown',
+			detail: 'The API answered, but not with its health status.'
 		};
 	}
 	if (result.kind === 'network') {
-		return {
-			api: 'down',
-			database: 'unknown',
-			users: null,
-			detail: 'The API does not answer.'
-		};
+		return { api: 'down', database: 'unknown', detail: 'The API does not answer.' };
 	}
-	const body = result.body as Partial<HealthUnavailable> | null;
-	if (result.status === 503 && body?.database === 'unreachable') {
+	const body = result.body as Partial<Health> | null;
+	if (result.status === 503 && body?.status === 'unavailable') {
 		return {
 			api: 'degraded',
 			database: 'unreachable',
-			users: null,
 			detail: 'The API is up but cannot reach the database.'
 		};
 	}
 	return {
 		api: 'degraded',
 		database: 'unknown',
-		users: null,
 		detail: `The API answered HTTP ${result.status}.`
 	};
 }

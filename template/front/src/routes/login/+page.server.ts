@@ -7,7 +7,7 @@ import type { Actions, PageServerLoad } from './$types';
 const FIELDS = ['username', 'password'] as const;
 
 export const load: PageServerLoad = ({ locals, url }) => {
-	if (locals.user) redirect(303, safeNext(url.searchParams.get('next')));
+	if (locals.user) redirect(303, safeNext(url.searchParams.get('next'), url));
 	return { signedUp: url.searchParams.has('signedup') };
 };
 
@@ -22,7 +22,7 @@ export const actions: Actions = {
 				errors: formErrors(result, FIELDS)
 			});
 		}
-		setSession(cookies, url, result.data.token);
-		redirect(303, safeNext(url.searchParams.get('next')));
+		setSession(cookies, url, result.data.token, result.data.expiry);
+		redirect(303, safeNext(url.searchParams.get('next'), url));
 	}
 };

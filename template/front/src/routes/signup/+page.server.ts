@@ -26,7 +26,7 @@ export const actions: Actions = {
 			password: values.password
 		});
 		if (!login.ok) redirect(303, '/login?signedup=1');
-		setSession(cookies, url, login.data.token);
+		setSession(cookies, url, login.data.token, login.data.expiry);
 		redirect(303, '/me');
 	}
 };

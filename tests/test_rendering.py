@@ -435,7 +435,7 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 # An exact tag: every part of the version (PostgreSQL's are major.minor since
 # 10) and the Debian release, so a rebuild changes neither.
 FULL_VERSION_PARTS = {"postgres": 2}
-EXACT_IMAGE_DOCKERFILES = ["db/Dockerfile"]
+EXACT_IMAGE_DOCKERFILES = ["db/Dockerfile", "front/Dockerfile"]
 
 
 def base_images(dockerfile: Path) -> list[str]:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import dotenv
-from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy
+from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "django_secret_key", "admin_email")
 SECRETS = ("db_password", "db_admin_password", "django_secret_key")
@@ -260,6 +260,78 @@ def test_random_answers_render_valid_files_or_are_refused_many(answers, jinja_te
 
 
 _EXAMPLES = itertools.count()
+
+
+# ---------------------------------------------------------------------------
+# Reserved names, checked against the tools themselves
+# ---------------------------------------------------------------------------
+DJANGO_VERDICTS = """
+import json, sys
+from django.conf import settings
+settings.configure()
+from django.conf import global_settings
+from django.utils.translation import trans_real
+verdicts = {}
+for code in json.loads(sys.stdin.read()):
+    try:
+        trans_real.get_supported_language_variant(code)
+        verdicts[code] = bool(trans_real.language_code_re.match(code))
+    except LookupError:
+        verdicts[code] = False
+print(json.dumps({"languages": [code for code, _ in global_settings.LANGUAGES], "verdicts": verdicts}))
+"""
+
+
+@pytest.mark.full
+def test_language_rule_is_the_pinned_djangos(jinja_template, giga_project):
+    """includes/django_languages.txt is the pinned Django's LANGUAGES, and
+    the validator accepts exactly the codes Django's translation.E004 check
+    accepts (get_supported_language_variant), over every two-letter code and
+    variants of every language."""
+    from harness.django import venv_for
+    generics = {code.split("-")[0] for code in LANGUAGES}
+    candidates = sorted(
+        {a + b for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"}
+        | set(LANGUAGES) | {"tlh", "yue", "fil", "haw", "qqq"}
+        | {f"{g}-{suffix}" for g in generics | {"zz", "qq"} for suffix in ("us", "zz", "hans", "hant", "latn", "419")})
+    result = subprocess.run([str(venv_for(giga_project / "back") / "bin/python"), "-c", DJANGO_VERDICTS],
+                            input=json.dumps(candidates), capture_output=True, text=True, check=True, timeout=120)
+    django = json.loads(result.stdout)
+    assert django["languages"] == LANGUAGES, (
+        "includes/django_languages.txt is not the pinned Django's LANGUAGES; regenerate it:\n"
+        + "\n".join(django["languages"]))
+    message = validator(jinja_template, "language_code")
+    ours = {code: not message({"language_code": code}) for code in candidates}
+    assert {c for c in candidates if ours[c] != django["verdicts"][c]} == set()
+    assert sum(ours.values()) > 100 and not all(ours.values())
+
+
+RESERVED_ROLES = ["public", "none", "current_role", "current_user", "session_user", "user", "system_user", "all",
+                  "pg_monitor", "pg_app"]
+ORDINARY_ROLES = ["app", "giga_user", "admin", "postgres_app", "users", "publicity"]
+
+
+@pytest.mark.full
+def test_reserved_role_names_are_the_servers(jinja_template, giga_db):
+    """Each name the validator refuses is one PostgreSQL refuses (CREATE ROLE
+    quoted), reads as another role or keyword when unquoted (SELECT current_user),
+    or pg_hba.conf reads as a keyword (all); each ordinary name works."""
+    message = validator(jinja_template, "db_user")
+    admin = {**giga_db.admin, "dbname": "postgres"}
+
+    def outcome(sql: str) -> bool:
+        try:
+            giga_db.query(sql, host="127.0.0.1", **admin)
+            return True
+        except Exception:  # noqa: BLE001 - any server error is the answer
+            return False
+
+    for name in RESERVED_ROLES + ORDINARY_ROLES:
+        refused = bool(message({"db_user": name, "db_admin_user": "postgres"}))
+        created = outcome(f'CREATE ROLE "{name}"') and outcome(f'DROP ROLE "{name}"')
+        keyword = outcome(f"SELECT {name}")
+        assert refused == (not created or keyword or name == "all"), (name, refused, created, keyword)
+        assert refused == (name in RESERVED_ROLES), name
 
 
 # ---------------------------------------------------------------------------

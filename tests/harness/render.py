@@ -72,3 +72,13 @@ def copy_in_process(template: Path, answers: dict, destination: Path) -> str | N
         except ValueError as error:  # Copier's "Validation error for question ..." and "Invalid choice ..."
             return str(error)
     return None
+
+
+def validator(template: Path, question: str):
+    """validator(answers) -> the message copier.yml's validator of `question`
+    prints for `answers` ('' when accepted), in Copier's own Jinja
+    environment: for checking thousands of values quickly."""
+    from copier._main import Worker
+    source = yaml.safe_load((template / "copier.yml").read_text())[question]["validator"]
+    compiled = Worker(src_path=str(template), dst_path=str(template / "unused")).jinja_env.from_string(source)
+    return lambda answers: compiled.render(**answers).strip()

@@ -77,7 +77,7 @@ BAD_ANSWERS = [
     *[({"db_service": name}, "db_service", "IPv4 address") for name in ["1234", "0x7f000001", "2130706433"]],
     # Languages Django ships no translation for.
     *[({"language_code": code}, "language_code", "Django ships")
-      for code in ["zz", "xx-yy", "qq", "tlh", "sx-us", "yi-us"]],
+      for code in ["zz", "xx-yy", "qq", "tlh", "sx-us", "yi-us", "ht"]],
     *[({"language_code": code}, "language_code", "language tag") for code in ["EN-US", "en-US", "en_us", "e", "en-us-x"]],
     # A trailing newline: `$` in a pattern would let it through.
     *[({question: value + "\n"}, question, "")

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from harness.postgres import PostgresServer, start_project_db
-from harness.render import example_answers
+from harness.render import example_answers, template_copy
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -41,6 +41,13 @@ def render(copie_session):
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def jinja_template(tmp_path_factory) -> Path:
+    """The template's copier.yml, includes/ and *.jinja files, for rendering
+    in-process (harness.render.copy_in_process) many times."""
+    return template_copy(tmp_path_factory.mktemp("template") / "jinja", jinja_only=True)
 
 
 @pytest.fixture(scope="session")

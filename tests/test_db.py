@@ -71,7 +71,7 @@ def test_durability_is_on(db):
 
 
 def test_memory_settings_follow_db_memory_mb(db):
-    memory_mb = yaml.safe_load((db.project / ".copier-answers.yml").read_text())["db_memory_mb"]
+    memory_mb = int(yaml.safe_load((db.project / ".copier-answers.yml").read_text())["db_memory_mb"])
     (shared_buffers_bytes,), = admin_query(
         db, "SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'")
     assert shared_buffers_bytes == memory_mb * 1024 * 1024 // 4

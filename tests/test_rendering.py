@@ -113,7 +113,7 @@ def test_giga_example_is_the_documents_names(giga_project):
     a = answers(giga_project)
     assert (a["db_service"], a["db_name"], a["db_user"], a["network_name"]) == (
         "giga-db", "giga", "giga_user", "giga_dev_network")
-    assert (a["db_port"], a["backend_port"], a["frontend_port"]) == (5432, 8000, 5173)
+    assert (a["db_port"], a["backend_port"], a["frontend_port"]) == ("5432", "8000", "5173")  # as typed
 
 
 # ---------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def test_db_compose_service(versioned_project):
     assert name == a["db_service"]
     assert service["container_name"] == f"{a['project_slug']}_db_dev"
     assert service["build"] == "." and service["env_file"] == ".env"
-    data_path = "/var/lib/postgresql" if a["postgres_version"] >= 18 else "/var/lib/postgresql/data"
+    data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
     assert service["volumes"] == [f"db_data:{data_path}"]
     assert db_compose(versioned_project)["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
     health = service["healthcheck"]

@@ -7,3 +7,11 @@ AWKWARD_PASSWORDS = {
     "db_admin_password": " lead 'and' trail \\\" $1 ",
     "django_secret_key": "k" * 40 + " $SECRET ${KEY} \"' \\n #!",
 }
+
+# Free text that is accepted: emoji (astral, and joined with U+200D), quotes,
+# backslashes, $, #, Jinja markers; an e-mail address with a quoted local part
+# holding an escaped quote (valid under RFC 5321).
+AWKWARD_TEXT = {
+    "project_name": "Ünïcødé 🚀 👩\u200d💻 \"Q\" 'q' \\ $HOME {{ x }} #1",
+    "admin_email": '"o\\"brien\'s"@example.com',
+}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import yaml
@@ -39,3 +41,44 @@ def render_example(name: str, destination: Path) -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"copier failed:\n{result.stderr}")
     return destination
+
+
+# ---------------------------------------------------------------------------
+# In-process rendering, for tests that render hundreds of answer sets
+# ---------------------------------------------------------------------------
+def template_copy(destination: Path, *, jinja_only: bool) -> Path:
+    """The template as plain files (no git, so Copier does not clone it per
+    render). With `jinja_only`, template/ keeps only the *.jinja files: the
+    others are copied verbatim by Copier and hold no answer."""
+    destination.mkdir(parents=True)
+    shutil.copy(REPO / "copier.yml", destination)
+    shutil.copytree(REPO / "includes", destination / "includes")
+    for path in (REPO / "template").rglob("*"):
+        if path.is_file() and (path.suffix == ".jinja" or not jinja_only):
+            target = destination / path.relative_to(REPO)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return destination
+
+
+def copy_in_process(template: Path, answers: dict, destination: Path) -> str | None:
+    """`copier copy --defaults` with `answers`, in this process. Returns None
+    when rendered, else the message Copier refuses the answers with."""
+    from copier import run_copy
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            run_copy(str(template), str(destination), data=answers, defaults=True, quiet=True, unsafe=False)
+        except ValueError as error:  # Copier's "Validation error for question ..." and "Invalid choice ..."
+            return str(error)
+    return None
+
+
+def validator(template: Path, question: str):
+    """validator(answers) -> the message copier.yml's validator of `question`
+    prints for `answers` ('' when accepted), in Copier's own Jinja
+    environment: for checking thousands of values quickly."""
+    from copier._main import Worker
+    source = yaml.safe_load((template / "copier.yml").read_text())[question]["validator"]
+    compiled = Worker(src_path=str(template), dst_path=str(template / "unused")).jinja_env.from_string(source)
+    return lambda answers: compiled.render(**answers).strip()

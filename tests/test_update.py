@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.answers import recorded
 from harness.render import REPO, copier_cli
 
 ENV_FILES = ("db/.env", "back/.env", "front/.env")
@@ -91,7 +91,7 @@ def test_update_keeps_secrets_and_the_teams_edits(upstream, project):
     assert (project / "db/init/30-team-seed.sql").exists()
     assert "# upstream v2 improvement" in conf.read_text(), "upstream's change is missing"
     assert "log_min_duration_statement = 250ms" in conf.read_text(), "the team's edit of the same file was lost"
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    answers = recorded(project)
     assert answers["_commit"] == "v2"
     assert not {"db_password", "db_admin_password", "django_secret_key"} & set(answers)
     assert not list(project.rglob("*.rej")), "the update left conflicts"

@@ -1,0 +1,25 @@
+"""A rendered project's recorded answers, typed as the template uses them.
+
+Copier records every answer as the string the user typed (numbers included, so
+that `010000` cannot turn into 4096); the template converts the numeric ones
+with `| int`, and so does this helper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "postgres_version", "db_memory_mb"})
+
+
+def recorded(project: Path) -> dict:
+    """.copier-answers.yml of `project`, numeric answers as int."""
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    return {key: int(value) if key in NUMERIC else value for key, value in answers.items()}
+
+
+def alias(answers: dict, service: str) -> str:
+    """The network alias of a dev service: `giga-backend` for slug `giga`."""
+    return f"{answers['project_slug'].replace('_', '-')}-{service}"

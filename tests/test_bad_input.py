@@ -9,9 +9,10 @@ import ast
 import pytest
 import yaml
 
-from harness import dotenv
+from harness import compose, dotenv
+from harness.answers import recorded
 from harness.inputs import AWKWARD_PASSWORDS, AWKWARD_TEXT
-from harness.render import REPO, copier_cli, copy_in_process, data_args
+from harness.render import REPO, copier_cli, copy_in_process, data_args, example_answers
 
 BAD_ANSWERS = [
     # (answers, question named, words of the rule)
@@ -71,6 +72,7 @@ BAD_ANSWERS = [
     # Docker's predefined networks.
     *[({"network_name": name}, "network_name", "Docker predefines")
       for name in ["host", "bridge", "none", "default"]],
+    ({"network_name": "giga_app_network"}, "network_name", "the database must stay off"),
     # Host names taken on the network, or read as IPv4 addresses.
     *[({"db_service": name}, "db_service", "already taken")
       for name in ["localhost", "backend", "frontend", "giga-backend", "giga-frontend"]],
@@ -121,6 +123,36 @@ def test_bad_answer_is_refused_by_the_cli(tmp_path, answers, question, rule):
     message = result.stderr.strip().splitlines()[-1]
     assert question in message and rule in message, message
     assert not destination.exists(), "a refused answer must not leave a directory behind"
+
+
+def names_on_the_networks(project) -> tuple[set[str], set[str]]:
+    """(host names, network names) the rendered compose files use for
+    anything but the database service and its network."""
+    a = recorded(project)
+    hosts, networks = set(), set()
+    for relative in compose.COMPOSE_FILES:
+        document = compose.load(project / relative)
+        for name, service in document["services"].items():
+            if name != a["db_service"]:
+                hosts |= {name, service.get("container_name", name), service.get("hostname", name)}
+                hosts |= set().union(*compose.service_networks(document, service).values())
+        networks |= {compose.network_name(document, key) for key in document.get("networks") or {}}
+    return hosts, networks - {a["network_name"]}
+
+
+@pytest.mark.parametrize("question", ["db_service", "network_name"])
+def test_a_name_already_in_the_compose_files_is_refused(giga_project, jinja_template, tmp_path, question):
+    """Whatever services and networks the compose files gain, the database's
+    host name and network cannot collide with theirs."""
+    hosts, networks = names_on_the_networks(giga_project)
+    taken = hosts if question == "db_service" else networks
+    assert taken, "the compose files name no other host or network"
+    accepted = {}
+    for index, name in enumerate(sorted(taken)):
+        message = copy_in_process(jinja_template, {**example_answers("giga"), question: name}, tmp_path / str(index))
+        if message is None or question not in message:
+            accepted[name] = message
+    assert not accepted, f"{question} accepted names already in use: {accepted}"
 
 
 @pytest.fixture(scope="session")

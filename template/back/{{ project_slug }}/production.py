@@ -11,7 +11,7 @@ Passes `python manage.py check --deploy --fail-level WARNING`.
 """
 
 from .settings import *  # noqa: F403
-from .settings import LOGGING, MIDDLEWARE, env, env_list, mailer_from_url, required
+from .settings import LOGGING, MIDDLEWARE, env, env_list, mailer_from_url, required, required_list
 
 DEBUG = False
 
@@ -30,7 +30,7 @@ STORAGES = {
 ALLOWED_HOSTS = [*env_list("DJANGO_ALLOWED_HOSTS", required("DJANGO_ALLOWED_HOSTS")), "127.0.0.1"]
 # The public origin(s) of the admin, e.g. https://api.example.com: no
 # development fallback here.
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", required("DJANGO_CSRF_TRUSTED_ORIGINS"))
+CSRF_TRUSTED_ORIGINS = required_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 # ---------------------------------------------------------------------------
 # HTTPS. The backend speaks plain HTTP behind a TLS-terminating reverse proxy

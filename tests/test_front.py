@@ -255,7 +255,7 @@ def test_signup_login_me_users_logout(stack):
     assert (status, text(html, "error-status")) == (403, "403")
     status, headers, _ = browser.request("POST", "/logout", {})
     assert (status, headers["Location"]) == (303, "/") and "session" not in browser.cookies
-    assert stack.db.query("SELECT count(*) FROM authtoken_token t JOIN personas_usuario u ON u.id = t.user_id"
+    assert stack.db.query("SELECT count(*) FROM knox_authtoken t JOIN personas_usuario u ON u.id = t.user_id"
                           " WHERE u.username = %s", params=[name], **stack.db.app) == [(0,)], \
         "logging out deletes the API token"
     status, _, html = browser.request("POST", "/login", {"username": stack.staff["username"], "password": "nope"})

@@ -15,14 +15,20 @@ from knox.settings import knox_settings
 from rest_framework import exceptions
 
 
-def _token_format():
-    prefix = re.escape(knox_settings.TOKEN_PREFIX.encode())
-    return re.compile(rb"%s[0-9a-f]{%d}" % (prefix, knox_settings.AUTH_TOKEN_CHARACTER_LENGTH))
+HEX = re.compile(rb"[0-9a-f]+")
+
+
+def could_be_a_token(value):
+    """The shape of what knox hands out: TOKEN_PREFIX, then lowercase hex."""
+    prefix = knox_settings.TOKEN_PREFIX.encode()
+    key = value[len(prefix):]
+    return (value.startswith(prefix) and len(key) == knox_settings.AUTH_TOKEN_CHARACTER_LENGTH
+            and HEX.fullmatch(key) is not None)
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate_credentials(self, token):
-        if not _token_format().fullmatch(token):
+        if not could_be_a_token(token):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         return super().authenticate_credentials(token)
 

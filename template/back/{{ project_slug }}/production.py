@@ -72,7 +72,9 @@ MAILERS = {"default": mailer_from_url(required("EMAIL_URL"))}
 # and logged as in development.
 LOGGING = {
     **LOGGING,
-    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "handlers": {
         **LOGGING["handlers"],
         "mail_admins": {

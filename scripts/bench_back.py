@@ -34,8 +34,8 @@ it reports the CPU time spent per request by the backend's processes and by
 PostgreSQL's (from /proc), which such load barely moves.
 
 Endpoints: GET /api/health/ (one COUNT on personas_usuario, in a transaction
-with a statement timeout) and GET /api/users/<id>/ with a staff token (token
-lookup + user fetch).
+with a statement timeout) and GET /api/users/<id>/ with a staff token (knox's
+token lookup and hash + user fetch).
 """
 
 from __future__ import annotations
@@ -132,10 +132,10 @@ def main() -> None:
         backend = Backend(project, db, venv)
         backend.manage("migrate", "--noinput", check=True)
         out = backend.manage("shell", "-c", (
-            "from personas.models import Usuario; from rest_framework.authtoken.models import Token\n"
+            "from personas.models import Usuario; from knox.models import AuthToken\n"
             "s = Usuario.objects.create_user('bench', 'bench@example.com', 'bench-Passw0rd!', is_staff=True)\n"
             "for i in range(50): Usuario.objects.create_user(f'user{i}', f'user{i}@example.com')\n"
-            "print(s.id, Token.objects.create(user=s).key)"), check=True).stdout.split()
+            "print(s.id, AuthToken.objects.create(s)[1])"), check=True).stdout.split()
         user_id, token = out[-2], out[-1]
 
         results: dict[tuple[str, str], list[dict]] = {}

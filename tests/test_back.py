@@ -18,13 +18,14 @@ import re
 import subprocess
 import threading
 import time
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 import yaml
 
 from harness import dotenv
-from harness.django import Backend, dockerfile_stages, http, venv_for
+from harness.django import Backend, dockerfile_stages, free_port, http, raw_request, venv_for
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.render import example_answers
 
@@ -34,9 +35,10 @@ PRODUCTION_ENV = {
     "EMAIL_URL": "smtp+tls://mailer:s3cret@smtp.example.com:587",
     "DJANGO_DEBUG": "0",
 }
-DJANGO_TABLES = {"auth_group", "auth_group_permissions", "auth_permission", "authtoken_token",
+DJANGO_TABLES = {"auth_group", "auth_group_permissions", "auth_permission", "knox_authtoken",
                  "django_admin_log", "django_content_type", "django_migrations", "django_session",
-                 "personas_usuario", "personas_usuario_groups", "personas_usuario_user_permissions"}
+                 "personas_attempt", "personas_usuario", "personas_usuario_groups",
+                 "personas_usuario_user_permissions"}
 
 
 @pytest.fixture(scope="session", params=EXAMPLES)
@@ -103,7 +105,8 @@ def test_dockerfile_essentials(example):
     text = (example / "back/Dockerfile").read_text()
     stages = dockerfile_stages(example / "back/Dockerfile")
     final = stages[""]
-    assert re.search(r"^FROM python:3\.13-slim AS base$", text, re.M)
+    # an exact Python patch release on a named Debian release: rebuilds change neither
+    assert re.search(r"^FROM python:3\.13\.\d+-slim-bookworm AS base$", text, re.M)
     assert final.name == "production" and "dev" in stages
     # non-root, numerically (resolvable without the image's /etc/passwd)
     for stage in (final, stages["dev"]):
@@ -150,7 +153,7 @@ def test_dependencies_are_exact_pins(example):
             pins[match.group(1).lower()] = (match.group(2), match.group(3))
     assert pins["django"][1].startswith("6.1.")
     assert pins["psycopg"] == ("[binary,pool]", pins["psycopg"][1]) and pins["psycopg"][1].startswith("3.")
-    for package in ("djangorestframework", "drf-spectacular", "environs", "granian", "whitenoise",
+    for package in ("djangorestframework", "django-rest-knox", "drf-spectacular", "environs", "granian", "whitenoise",
                     "psycopg-binary", "psycopg-pool", "pytest", "pytest-django"):
         assert package in pins, package
     runtime = (back / "requirements.txt").read_text()
@@ -181,6 +184,20 @@ def test_backend_env_settings(example):
     assert env["DJANGO_LANGUAGE_CODE"] == a["language_code"]
     assert env["DJANGO_ADMIN_EMAIL"] == a["admin_email"]
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
+    # X-Forwarded-For is believed from SvelteKit's server only, by its alias
+    assert env["DJANGO_TRUSTED_PROXIES"] == a["project_slug"].replace("_", "-") + "-frontend"
+    assert int(env["DJANGO_TOKEN_TTL_HOURS"]) > 0
+    for name in ("LOGIN_CLIENT", "LOGIN_ACCOUNT", "SIGNUP_CLIENT", "SIGNUP_ACCOUNT"):
+        assert re.fullmatch(r"\d+/(s|min|hour|day)", env[f"DJANGO_RATE_{name}"]), name
+
+
+def test_no_plaintext_token_app(example):
+    slug = answers(example)["project_slug"]
+    settings = (example / "back" / slug / "settings.py").read_text()
+    assert '"knox",' in settings
+    for path in back_files(example):
+        if path.suffix == ".py" and "migrations" not in path.parts:
+            assert "rest_framework.authtoken" not in path.read_text(), path
 
 
 def test_settings_point_at_the_db_service(example):
@@ -377,8 +394,7 @@ def test_generated_test_suite_passes(giga_backend):
 @pytest.mark.full
 def test_api_over_http(giga_backend):
     with giga_backend.serve() as (base, _):
-        status, body, _ = http("GET", f"{base}/api/health/")
-        assert status == 200 and body["status"] == "ok" and body["database"] == "ok"
+        assert http("GET", f"{base}/api/health/")[:2] == (200, {"status": "ok"})
         signup = {"username": "http-user", "email": "http@example.com", "password": "a-Strong-passw0rd!"}
         status, body, _ = http("POST", f"{base}/api/auth/signup/", signup)
         assert status == 201 and body["username"] == "http-user", body
@@ -439,9 +455,9 @@ def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_pr
         db.stop()
         for _ in range(3):
             status, body, elapsed = http("GET", f"{base}/api/health/", timeout=10)
-            assert status == 503, body
+            # the public learns nothing of the database: no host, address, port or role
+            assert (status, body) == (503, {"status": "unavailable"})
             assert elapsed < 5, f"answered after {elapsed:.1f}s"
-            assert body["status"] == "unavailable" and body["database"] == "unreachable" and body["detail"]
         db.start()
         deadline = time.monotonic() + 30
         while True:
@@ -453,6 +469,9 @@ def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_pr
         assert process.poll() is None, "the backend must recover without a restart"
     log = process.log_path.read_text()
     assert log.count("Starting granian") == 1, log
+    # ... the log does: libpq's reason, naming the server (with the pool, psycopg's pool logs it)
+    assert "Health check: database unavailable" in log
+    assert any(f"port {db.port}" in line and db.address in line for line in log.splitlines()), log[-3000:]
     assert "sqlite" not in log.lower()
 
 
@@ -515,3 +534,330 @@ def test_another_project_has_nothing_hard_wired(render, fresh_db_server, backend
     result = backend.manage("shell", "-c", "from django.conf import settings; "
                             "print(settings.LANGUAGE_CODE, settings.TIME_ZONE)")
     assert result.stdout.split()[-2:] == ["es-ar", "America/Argentina/Buenos_Aires"]
+
+
+# ===========================================================================
+# Full tier: hardening (brute-force limits, tokens, health, malformed
+# requests, production mail and headers)
+# ===========================================================================
+LOW_RATES = {"DJANGO_RATE_LOGIN_CLIENT": "4/min", "DJANGO_RATE_LOGIN_ACCOUNT": "3/min",
+             "DJANGO_RATE_SIGNUP_CLIENT": "3/min", "DJANGO_RATE_SIGNUP_ACCOUNT": "2/min"}
+FRONTEND_ADDRESS = "127.0.0.5"  # where the frontend's alias resolves in these tests
+
+
+def app_query(db, sql: str, params=None) -> list[tuple]:
+    return db.query(sql, params=params, **db.app)
+
+
+def frontend_alias(project: Path) -> str:
+    return answers(project)["project_slug"].replace("_", "-") + "-frontend"
+
+
+def post_json(base: str, path: str, body: dict, source: str, forwarded_for: str | None = None):
+    headers = [("Content-Type", "application/json")]
+    if forwarded_for:
+        headers.append(("X-Forwarded-For", forwarded_for))
+    status, response_headers, payload = raw_request(base, "POST", path, json.dumps(body).encode(), headers,
+                                                    source=source)
+    return status, response_headers, json.loads(payload) if payload else None
+
+
+def login_from(base, source, username, password="wrong-password", forwarded_for=None):
+    return post_json(base, "/api/auth/login/", {"username": username, "password": password}, source,
+                     forwarded_for)
+
+
+def signup_from(base, source, username):
+    return post_json(base, "/api/auth/signup/", {"username": username, "email": "x@example.com", "password": "x"},
+                     source)
+
+
+def assert_throttled(answer):
+    status, headers, body = answer
+    assert status == 429, (status, body)
+    assert set(body) == {"detail"} and body["detail"].startswith("Request was throttled.")
+    assert 1 <= int(headers["retry-after"]) <= 60
+
+
+@pytest.fixture
+def limited_backend(giga_backend, giga_db):
+    """The production server (granian, 2 worker processes) with low limits,
+    the frontend's alias resolving to FRONTEND_ADDRESS, and no attempts counted yet."""
+    app_query(giga_db, "DELETE FROM personas_attempt")
+    backend = Backend(giga_backend.project, giga_db, giga_backend.venv,
+                      hosts={frontend_alias(giga_backend.project): FRONTEND_ADDRESS})
+    with backend.serve(env=LOW_RATES) as (base, process):
+        yield base, process
+
+
+@pytest.mark.full
+def test_login_is_limited_per_client_and_other_clients_are_not_affected(limited_backend, giga_db):
+    base, _ = limited_backend
+    for n in range(4):
+        assert login_from(base, "127.0.0.2", f"guess{n}")[0] == 400
+    assert_throttled(login_from(base, "127.0.0.2", "guess9"))
+    assert login_from(base, "127.0.0.3", "guess9")[0] == 400
+    # counted in the database, which every worker process shares
+    assert app_query(giga_db, "SELECT count(*) FROM personas_attempt")[0][0] == 2 * 5
+
+
+@pytest.mark.full
+def test_login_is_limited_per_account_across_client_addresses(limited_backend):
+    base, _ = limited_backend
+    for n in range(3):
+        assert login_from(base, f"127.0.1.{n + 1}", "victim")[0] == 400
+    assert_throttled(login_from(base, "127.0.1.9", "victim"))
+    assert_throttled(login_from(base, "127.0.1.10", "VICTIM"))
+    assert login_from(base, "127.0.1.9", "someone-else")[0] == 400
+
+
+@pytest.mark.full
+def test_forwarded_for_is_believed_only_from_the_frontend(limited_backend):
+    base, _ = limited_backend
+    # an untrusted client sends a new X-Forwarded-For each time: still one client
+    for n in range(4):
+        assert login_from(base, "127.0.2.1", f"spoof{n}", forwarded_for=f"198.51.100.{n}")[0] == 400
+    assert_throttled(login_from(base, "127.0.2.1", "spoof9", forwarded_for="198.51.100.99"))
+    # the frontend (its alias, DJANGO_TRUSTED_PROXIES' default) forwards two
+    # browsers: each has its own count, and the last entry is the browser
+    for n in range(4):
+        assert login_from(base, FRONTEND_ADDRESS, f"a{n}", forwarded_for=f"10.1.1.1, 203.0.113.{n}, 198.51.100.7")[0] == 400
+    assert_throttled(login_from(base, FRONTEND_ADDRESS, "a9", forwarded_for="198.51.100.7"))
+    assert login_from(base, FRONTEND_ADDRESS, "a9", forwarded_for="198.51.100.8")[0] == 400
+
+
+@pytest.mark.full
+def test_signup_is_limited_per_client_and_per_account(limited_backend):
+    base, _ = limited_backend
+    for n in range(2):
+        assert signup_from(base, f"127.0.3.{n + 1}", "wanted")[0] == 400
+    assert_throttled(signup_from(base, "127.0.3.9", "wanted"))
+    for n in range(3):
+        assert signup_from(base, "127.0.4.1", f"name{n}")[0] == 400
+    assert_throttled(signup_from(base, "127.0.4.1", "name9"))
+    assert signup_from(base, "127.0.4.2", "name9")[0] == 400
+
+
+def admin_login(base: str, source: str, username: str) -> int:
+    status, headers, page = raw_request(base, "GET", "/admin/login/", source=source)
+    assert status == 200
+    cookie = re.search(r"csrftoken=([^;]+)", headers["set-cookie"]).group(1)
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+    form = f"csrfmiddlewaretoken={token}&username={username}&password=wrong-password&next=/admin/".encode()
+    status, headers, page = raw_request(base, "POST", "/admin/login/", form, source=source, headers=[
+        ("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", f"csrftoken={cookie}")])
+    if status == 429:
+        assert int(headers["retry-after"]) >= 1 and b"Too many login attempts" in page
+    return status
+
+
+@pytest.mark.full
+def test_the_admin_login_is_limited_with_the_api_login(limited_backend):
+    base, _ = limited_backend
+    assert [admin_login(base, "127.0.5.1", "boss") for _ in range(3)] == [200, 200, 200]
+    assert admin_login(base, "127.0.5.2", "boss") == 429  # the account, from anywhere
+    assert_throttled(login_from(base, "127.0.5.3", "boss"))  # and through the API
+    assert [admin_login(base, "127.0.5.1", f"x{n}") for n in range(2)] == [200, 429]  # the client
+
+
+def create_user(backend, username: str, password: str, staff: bool = False) -> None:
+    backend.manage("shell", "-c", "from personas.models import Usuario; "
+                   f"Usuario.objects.create_user({username!r}, 'u@example.com', {password!r}, is_staff={staff})",
+                   check=True)
+
+
+def data_dump(db) -> bytes:
+    """Every row of every table of the app's database, as a dump's COPY data holds it."""
+    with db.connect(**db.app) as conn:
+        tables = [name for (name,) in conn.execute(
+            "SELECT quote_ident(table_name) FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")]
+        chunks = []
+        for table in tables:
+            with conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                chunks.extend(bytes(data) for data in copy)
+    assert len(tables) >= len(DJANGO_TABLES)
+    return b"".join(chunks)
+
+
+@pytest.mark.full
+def test_tokens_are_hashed_expire_and_are_revoked(giga_backend, giga_db):
+    create_user(giga_backend, "token-user", "a-Strong-passw0rd!")
+    with giga_backend.serve() as (base, _):
+        login = {"username": "token-user", "password": "a-Strong-passw0rd!"}
+        tokens = [http("POST", f"{base}/api/auth/login/", login)[1] for _ in range(3)]
+        first, second, third = (body["token"] for body in tokens)
+        assert all(re.fullmatch(r"[0-9a-f]{64}", body["token"]) and body["expiry"] for body in tokens)
+        for token in (first, second, third):
+            assert http("GET", f"{base}/api/auth/me/", token=token)[0] == 200
+        # stored hashed: neither the table nor a dump of the database holds a token
+        rows = app_query(giga_db, "SELECT t.* FROM knox_authtoken t JOIN personas_usuario u ON u.id = t.user_id "
+                                  "WHERE u.username = 'token-user'")
+        assert len(rows) == 3
+        dump = data_dump(giga_db)
+        for token in (first, second, third):
+            assert not any(token in str(value) for row in rows for value in row)
+            assert token.encode() not in dump
+        # expired: 401, like any invalid token
+        app_query(giga_db, "UPDATE knox_authtoken SET expiry = now() - interval '1 second' "
+                           "WHERE token_key = %s", [second[:15]])
+        assert http("GET", f"{base}/api/auth/me/", token=second)[:2] == (401, {"detail": "Invalid token."})
+        # logout revokes this token, and only it
+        assert http("POST", f"{base}/api/auth/logout/", token=first)[0] == 204
+        assert http("GET", f"{base}/api/auth/me/", token=first)[:2] == (401, {"detail": "Invalid token."})
+        assert http("GET", f"{base}/api/auth/me/", token=third)[0] == 200
+
+
+@pytest.mark.full
+def test_health_gives_details_to_staff_only(giga_backend):
+    create_user(giga_backend, "health-staff", "a-Strong-passw0rd!", staff=True)
+    with giga_backend.serve() as (base, _):
+        token = http("POST", f"{base}/api/auth/login/", {"username": "health-staff",
+                                                          "password": "a-Strong-passw0rd!"})[1]["token"]
+        assert http("GET", f"{base}/api/health/")[:2] == (200, {"status": "ok"})
+        status, body, _ = http("GET", f"{base}/api/health/", token=token)
+        assert status == 200 and body["status"] == "ok" and body["database"] == "ok" and body["users"] >= 1
+        assert http("GET", f"{base}/api/health/", token="0" * 64)[:2] == (200, {"status": "ok"})
+
+
+# -- malformed requests: a 4xx JSON answer on both servers, never a 500 -------
+SERVERS = {"granian": "", "runserver": "dev"}  # Dockerfile target of each
+DEPTH = 20_000
+DEEP_BODIES = {
+    "arrays": b"[" * DEPTH + b"]" * DEPTH,
+    "objects": b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
+    "mixed": b'[{"a":' * (DEPTH // 2) + b"1" + b"}]" * (DEPTH // 2),
+    "in a field": b'{"username": ' + b"[" * DEPTH + b"]" * DEPTH + b', "password": "x"}',
+}
+# Tokens no login ever hands out. Control characters other than tab are not
+# valid in an HTTP header (RFC 9110 5.5); granian refuses those itself with a
+# bodiless 400 before Django sees them, runserver passes them on.
+CONTROL_TOKENS = [b"\x00", b"abc\x00def", b"\x01" * 64, b"\x1f" * 64, b"\x7f" * 64, b"a" * 63 + b"\x00"]
+OTHER_BAD_TOKENS = [b"\xff" * 64, b"\xc3\xa9" * 32, b"\x80", b"A" * 64, b"g" * 64, b"0" * 65, b"0" * 8000,
+                    b"0" * 32 + b"\t" + b"0" * 31]
+UNROUTED = ["/api/auth/login", "/api/auth/signup", "/api/nowhere/", "/api/users/1", "/api", "/api/health"]
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def any_server(request, giga_backend):
+    backend = Backend(giga_backend.project, giga_backend.db, giga_backend.venv, target=SERVERS[request.param])
+    with backend.serve(env=LOW_RATES | {"DJANGO_RATE_LOGIN_CLIENT": "1000/min", "DJANGO_RATE_SIGNUP_CLIENT": "1000/min"}) as (base, process):
+        yield request.param, base, process
+    log = process.log_path.read_text()
+    assert "Traceback" not in log and "Internal Server Error" not in log, log[-5000:]
+
+
+def assert_json_4xx(status, headers, body, expected_status, expected=None):
+    assert status == expected_status, (status, body[:300])
+    assert headers["content-type"] == "application/json", headers
+    data = json.loads(body)
+    assert set(data) == {"detail"}
+    if expected:
+        assert data == expected
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("path", ["/api/auth/login/", "/api/auth/signup/"])
+@pytest.mark.parametrize("shape", list(DEEP_BODIES))
+def test_json_nested_too_deeply_is_a_400(any_server, path, shape):
+    _, base, _ = any_server
+    status, headers, body = raw_request(base, "POST", path, DEEP_BODIES[shape],
+                                        [("Content-Type", "application/json")], source="127.0.6.1")
+    assert_json_4xx(status, headers, body, 400)
+    assert json.loads(body)["detail"].startswith("JSON parse error")
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("token", CONTROL_TOKENS + OTHER_BAD_TOKENS, ids=lambda t: f"{t[:6]!r}x{len(t)}")
+@pytest.mark.parametrize("method, path", [("GET", "/api/auth/me/"), ("POST", "/api/auth/logout/"),
+                                          ("GET", "/api/users/")])
+def test_malformed_tokens_are_a_401(any_server, token, method, path):
+    server, base, _ = any_server
+    status, headers, body = raw_request(base, method, path, headers=[("Authorization", b"Token " + token)])
+    if server == "granian" and token in CONTROL_TOKENS:
+        assert (status, body) == (400, b""), "granian's own refusal of an invalid header"
+    else:
+        # The detail depends on what the server hands Django (runserver strips
+        # trailing \x1f, granian drops non-ASCII values): always a 401, in JSON.
+        assert_json_4xx(status, headers, body, 401)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("path", UNROUTED)
+def test_unsafe_methods_on_unrouted_api_paths_are_a_json_404(any_server, method, path):
+    _, base, _ = any_server
+    status, headers, body = raw_request(base, method, path, b'{"username": "x"}',
+                                        [("Content-Type", "application/json")])
+    assert_json_4xx(status, headers, body, 404, {"detail": "Not found."})
+
+
+# -- production settings --------------------------------------------------------
+@pytest.mark.full
+def test_production_requires_csrf_trusted_origins(giga_backend, giga_project):
+    env = production_env(giga_project)
+    for missing in ({"DJANGO_CSRF_TRUSTED_ORIGINS": ""}, {"DJANGO_CSRF_TRUSTED_ORIGINS": " , "}):
+        result = giga_backend.manage("check", env={**env, **missing})
+        assert result.returncode == 1
+        assert "ImproperlyConfigured" in result.stderr and "DJANGO_CSRF_TRUSTED_ORIGINS" in result.stderr.strip().splitlines()[-1]
+    result = giga_backend.manage("shell", "-c", "from django.conf import settings; print(settings.CSRF_TRUSTED_ORIGINS)",
+                                 env={**env, "DJANGO_CSRF_TRUSTED_ORIGINS": "https://admin.example.com"})
+    assert result.stdout.strip().splitlines()[-1] == "['https://admin.example.com']"
+
+
+@pytest.mark.full
+def test_hsts_subdomains_and_preload_are_opt_in(giga_backend, giga_project):
+    env = production_env(giga_project)
+    https = [("X-Forwarded-Proto", "https")]
+    with giga_backend.serve(env=env) as (base, _):
+        status, headers, _ = raw_request(base, "GET", "/api/health/", headers=https)
+        assert status == 200 and headers["strict-transport-security"] == "max-age=31536000"
+    opt_in = {**env, "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "1", "DJANGO_HSTS_PRELOAD": "1"}
+    with giga_backend.serve(env=opt_in) as (base, _):
+        status, headers, _ = raw_request(base, "GET", "/api/health/", headers=https)
+        assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
+    result = giga_backend.manage("check", "--deploy", "--fail-level", "WARNING", env=opt_in)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.full
+def test_production_mails_server_errors_to_the_admin(giga_backend, giga_project, tmp_path):
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
+            return "250 OK"
+
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    slug = answers(giga_project)["project_slug"]
+    # the production settings plus one view that fails, as a bug would
+    (tmp_path / "failing_settings.py").write_text(f"from {slug}.production import *\nROOT_URLCONF = 'failing_urls'\n")
+    (tmp_path / "failing_urls.py").write_text(
+        "from django.urls import path\n"
+        f"from {slug}.urls import handler404, handler500, urlpatterns as project\n"
+        "def fail(request):\n    raise RuntimeError('something broke')\n"
+        "urlpatterns = [path('api/fail/', fail), *project]\n")
+    env = {**production_env(giga_project), "EMAIL_URL": f"smtp://127.0.0.1:{smtp.port}",
+           "DJANGO_SETTINGS_MODULE": "failing_settings", "PYTHONPATH": str(tmp_path)}
+    try:
+        with giga_backend.serve(env=env) as (base, _):
+            status, headers, body = raw_request(base, "GET", "/api/fail/")
+            assert (status, body) == (500, b'{"detail": "Internal server error."}'), body[-3000:]
+            assert http("GET", f"{base}/api/nowhere/")[0] == 404
+            deadline = time.monotonic() + 15
+            while not inbox.messages and time.monotonic() < deadline:
+                time.sleep(0.2)
+    finally:
+        smtp.stop()
+    admin_email = answers(giga_project)["admin_email"]
+    assert len(inbox.messages) == 1, "one mail, for the 500 only"
+    recipients, message = inbox.messages[0]
+    assert recipients == [admin_email]
+    assert "/api/fail/" in message["Subject"] and "ERROR" in message["Subject"]
+    assert "something broke" in message.get_payload(decode=True).decode()

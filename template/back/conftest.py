@@ -2,7 +2,7 @@
 (pytest-django creates and drops test_<DB_NAME> there); never anything else."""
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from personas.models import Usuario
@@ -31,8 +31,9 @@ def staff(db):
 
 
 def token_client(user):
+    _, token = AuthToken.objects.create(user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

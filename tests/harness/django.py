@@ -13,6 +13,7 @@ with what the container would have:
 * the network view: DB_HOST stays the rendered service name (e.g. giga-db),
   resolved through a private /etc/hosts (harness.hosts) to the address where
   the test's PostgreSQL listens; only DB_PORT changes, to that server's port;
+  other compose names (e.g. the frontend's alias) may be mapped the same way;
 * the file system view: an empty /var/lib, since this machine's own
   PostgreSQL packages (/var/lib/postgresql) are no part of the container.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+from http.client import HTTPConnection
 import json
 import os
 import shlex
@@ -205,8 +207,10 @@ def free_port() -> int:
 class Backend:
     """back/ of `project`, talking to the PostgreSQL `db` (harness.postgres.PostgresServer)."""
 
-    def __init__(self, project: Path, db, venv: Path, target: str = "", hide_var_lib: bool = True):
+    def __init__(self, project: Path, db, venv: Path, target: str = "", hide_var_lib: bool = True,
+                 hosts: dict[str, str] | None = None):
         self.project = project
+        self.hosts = hosts or {}
         self.dir = project / "back"
         self.db = db
         self.venv = venv
@@ -235,7 +239,7 @@ class Backend:
 
     def prefix(self) -> list[str]:
         """unshare: DB_HOST resolves to the server; /var/lib is empty."""
-        prefix = with_hosts({self.db_service: self.db.address})
+        prefix = with_hosts({**self.hosts, self.db_service: self.db.address})
         if self.hide_var_lib:
             prefix += ["sh", "-c", 'mount -t tmpfs -o mode=0755 tmpfs /var/lib && exec "$@"', "sh"]
         return prefix
@@ -258,7 +262,10 @@ class Backend:
         """The container's main process: ENTRYPOINT + CMD of the stage, on
         PORT; yields (base URL, Popen). Waits until it answers HTTP."""
         port = port or free_port()
-        command = [*self.stage.entrypoint, *self.stage.cmd]
+        # The published port, wherever the command names it (runserver 0.0.0.0:<port>).
+        published = self.stage.env.get("PORT")
+        command = [arg.replace(f":{published}", f":{port}") if published else arg
+                   for arg in [*self.stage.entrypoint, *self.stage.cmd]]
         log = tempfile.NamedTemporaryFile(prefix="backend-", suffix=".log", delete=False)
         # The image's port variables (PORT, GRANIAN_PORT, ...) all say the
         # published port; here they all say the free port chosen.
@@ -324,3 +331,26 @@ def http(method: str, url: str, body=None, token: str | None = None, headers: di
     if "json" in content_type and text:
         return status, json.loads(text), elapsed
     return status, text, elapsed
+
+
+def raw_request(base: str, method: str, path: str, body: bytes | None = None,
+                headers: list[tuple[str, bytes | str]] | None = None, source: str | None = None,
+                timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """One request written as given: header values are sent byte for byte
+    (control characters included), nothing is normalised or added but Host
+    and Content-Length. `source`: the client's address (any 127/8 address
+    reaches a server listening on loopback). (status, headers, body)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = HTTPConnection(host, int(port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers or []:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()

@@ -1,6 +1,9 @@
-"""The project's user model, stored in the isolated PostgreSQL as personas_usuario."""
+"""The project's user model, stored in the isolated PostgreSQL as personas_usuario,
+and the login and signup attempts that ratelimit.py counts."""
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.db import models
+from django.utils import timezone
 
 
 class UsuarioManager(UserManager):
@@ -35,3 +38,18 @@ class Usuario(AbstractUser):
 
     def __str__(self):
         return self.username
+
+
+class Attempt(models.Model):
+    """One login or signup attempt, as ratelimit.py counts it: a hash of what
+    it counts against (scope, client address or account) and when. Rows older
+    than the longest window are deleted as new attempts come in."""
+
+    key = models.CharField(max_length=64)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["key", "at"], name="attempt_key_at_idx"),
+            models.Index(fields=["at"], name="attempt_at_idx"),
+        ]

@@ -90,4 +90,5 @@ class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
+    expiry = serializers.DateTimeField()
     user = UsuarioSerializer()

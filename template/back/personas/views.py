@@ -2,15 +2,17 @@
 
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import Usuario
+from .ratelimit import AttemptThrottle
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
 
 
@@ -19,6 +21,8 @@ class SignupView(generics.CreateAPIView):
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [AttemptThrottle]
+    rate_limit_scope = "signup"
     serializer_class = SignupSerializer
 
     @extend_schema(responses={201: UsuarioSerializer})
@@ -35,29 +39,34 @@ class SignupView(generics.CreateAPIView):
 
 
 class LoginView(APIView):
-    """POST /api/auth/login/ -> 200 {"token", "user"}."""
+    """POST /api/auth/login/ -> 200 {"token", "expiry", "user"}: a new token
+    per login (one per browser), valid REST_KNOX["TOKEN_TTL"]."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [AttemptThrottle]
+    rate_limit_scope = "login"
 
     @extend_schema(request=LoginSerializer, responses={200: TokenSerializer})
     def post(self, request):
         serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
-        token, _ = Token.objects.get_or_create(user=user)
+        AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+        instance, token = AuthToken.objects.create(user)
         update_last_login(None, user)
-        return Response({"token": token.key, "user": UsuarioSerializer(user).data})
+        return Response({"token": token, "expiry": instance.expiry, "user": UsuarioSerializer(user).data})
 
 
 class LogoutView(APIView):
-    """POST /api/auth/logout/ -> 204; the token is deleted."""
+    """POST /api/auth/logout/ -> 204; this token is revoked (the user's other
+    sessions keep theirs)."""
 
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request):
-        Token.objects.filter(user=request.user).delete()
+        request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -24,7 +24,7 @@ def api_exception_handler(exc, context):
 
 
 def _is_api(request):
-    return request.path.startswith("/api/")
+    return request.path == "/api" or request.path.startswith("/api/")
 
 
 def not_found(request, exception=None):

@@ -1,7 +1,14 @@
 """docs/api-contract.md of the template, endpoint by endpoint."""
 
+from datetime import timedelta
+
 import pytest
-from rest_framework.authtoken.models import Token
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from knox.models import AuthToken
+from rest_framework.test import APIClient
 
 from personas.models import Usuario
 
@@ -88,14 +95,52 @@ def test_wrong_method(client):
 
 
 # -- login / logout / me --------------------------------------------------------
-def test_login_returns_a_token_and_the_user(client, user, password):
-    response = client.post("/api/auth/login/", {"username": "ana", "password": password}, format="json")
+def login(client, password, username="ana"):
+    return client.post("/api/auth/login/", {"username": username, "password": password}, format="json")
+
+
+def test_login_returns_a_token_its_expiry_and_the_user(client, user, password):
+    response = login(client, password)
     assert response.status_code == 200
     body = response.json()
-    assert body["token"] == Token.objects.get(user=user).key
+    assert set(body) == {"token", "expiry", "user"}
     assert set(body["user"]) == USER_FIELDS and body["user"]["id"] == user.id
+    expected = timezone.now() + settings.REST_KNOX["TOKEN_TTL"]
+    assert abs(parse_datetime(body["expiry"]) - expected) < timedelta(minutes=1)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {body['token']}")
+    assert client.get("/api/auth/me/").json()["id"] == user.id
     user.refresh_from_db()
     assert user.last_login is not None
+
+
+def test_tokens_are_stored_hashed(client, user, password):
+    token = login(client, password).json()["token"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM knox_authtoken")
+        rows = cursor.fetchall()
+    assert len(rows) == 1
+    assert not any(token in str(value) for value in rows[0]), "the token is in the table in clear"
+
+
+def test_each_login_gets_its_own_token(client, user, password):
+    first, second = login(client, password).json()["token"], login(client, password).json()["token"]
+    assert first != second and AuthToken.objects.filter(user=user).count() == 2
+
+
+def test_an_expired_token_is_refused_and_removed(user):
+    instance, token = AuthToken.objects.create(user, expiry=timedelta(seconds=-1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    response = client.get("/api/auth/me/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid token."}
+    assert not AuthToken.objects.filter(pk=instance.pk).exists()
+
+
+def test_login_drops_the_users_expired_tokens(client, user, password):
+    AuthToken.objects.create(user, expiry=timedelta(seconds=-1))
+    login(client, password)
+    assert AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).count() == 0
 
 
 def test_login_with_wrong_credentials(client, user, password):
@@ -127,10 +172,13 @@ def test_me(user_client, user, client):
     assert client.get("/api/auth/me/").json() == {"detail": "Invalid token."}
 
 
-def test_logout_deletes_the_token(user_client, user):
+def test_logout_revokes_this_token_only(user_client, user, password, client):
+    other = login(client, password).json()["token"]
     assert user_client.post("/api/auth/logout/").status_code == 204
-    assert not Token.objects.filter(user=user).exists()
     assert user_client.get("/api/auth/me/").status_code == 401
+    assert AuthToken.objects.filter(user=user).count() == 1
+    client.credentials(HTTP_AUTHORIZATION=f"Token {other}")
+    assert client.get("/api/auth/me/").status_code == 200
 
 
 def test_logout_needs_a_token(client):

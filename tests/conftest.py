@@ -116,7 +116,10 @@ def stack(giga_project, front_built):
     from harness import node
     from harness.django import Backend, venv_for
     db = start_project_db(giga_project)
-    backend = Backend(giga_project, db, venv_for(giga_project / "back"))
+    # The frontend's alias is where SvelteKit's server calls from: the backend
+    # believes the client address it forwards (DJANGO_TRUSTED_PROXIES).
+    backend = Backend(giga_project, db, venv_for(giga_project / "back"),
+                      hosts={alias(recorded(giga_project), "frontend"): "127.0.0.1"})
     backend.manage("migrate", "--noinput", check=True)
     backend.manage("shell", "-c", "from personas.models import Usuario; "
                    f"Usuario.objects.create_superuser({STAFF['username']!r}, {STAFF['email']!r}, {STAFF['password']!r})",

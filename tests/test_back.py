@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.answers import alias as answer_alias, recorded as answers
 from harness import dotenv
 from harness.django import Backend, dockerfile_stages, free_port, http, raw_request, venv_for
 from harness.inputs import AWKWARD_PASSWORDS
@@ -46,12 +47,8 @@ def example(request, render) -> Path:
     return render(example_answers(request.param))
 
 
-def answers(project: Path) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text())
-
-
 def alias(project: Path) -> str:
-    return answers(project)["project_slug"].replace("_", "-") + "-backend"
+    return answer_alias(answers(project), "backend")
 
 
 def back_files(project: Path) -> list[Path]:

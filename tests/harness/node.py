@@ -3,14 +3,12 @@
 The production image runs `node build` with front/.env's settings; so does
 `serve_front`, with the backend reached by its network alias (resolved through
 a private /etc/hosts, see harness.hosts) and only the ports changed.
-`serve_dev` runs `vite dev` as the dev image does; `recording_api` stands in
-for the backend where a test needs to see what the frontend sends it.
+`serve_dev` runs `vite dev` as the dev image does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import os
 import shutil
@@ -18,7 +16,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -129,38 +126,3 @@ def serve_dev(installed: Path, destination: Path, api_url: str):
     with _serving(["node_modules/.bin/vite", "dev", "--host", "127.0.0.1", "--port", str(port)],
                   destination, env, f"{base}/healthz", timeout=60):
         yield base
-
-
-@contextlib.contextmanager
-def recording_api(routes: dict[str, tuple[int, dict]]):
-    """A stand-in backend on 127.0.0.1 that records every request's method,
-    path and headers; `routes` maps "METHOD /path" to (status, JSON body),
-    anything else is a 404. Yields (port, list of requests)."""
-    requests: list[dict] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def answer(self):
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
-            requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
-            status, body = routes.get(f"{self.command} {self.path}", (404, {"detail": "Not found."}))
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = answer
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1], requests
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -362,14 +362,14 @@ def test_every_host_name_a_service_uses_resolves_to_the_intended_service(example
     """Each name one container calls another by (env files, settings defaults)
     is an alias on a network the two share, and names exactly that service."""
     a = answers(example_project)
-    alias = a["project_slug"].replace("_", "-")
     services = compose.topology(example_project)
     api_host = re.match(r"https?://([^:/]+)", dotenv.load(example_project / "front/.env")["INTERNAL_API_URL"]).group(1)
     back_env = dotenv.load(example_project / "back/.env")
     expected = [
         ("frontend", api_host, "backend"),                       # the SvelteKit server's API calls
         ("backend", back_env["DB_HOST"], a["db_service"]),       # Django's database
-        ("backend", f"{alias}-frontend", "frontend"),            # the trusted proxy (DJANGO_TRUSTED_PROXIES)
+        # the proxies whose X-Forwarded-For the backend believes: the frontend only
+        *[("backend", host, "frontend") for host in back_env["DJANGO_TRUSTED_PROXIES"].split(",")],
     ]
     for client, host, target in expected:
         assert compose.resolves(services, client, host) == {target}, (client, host)

@@ -56,6 +56,16 @@ def back_files(project: Path) -> list[Path]:
                   if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts)
 
 
+def sqlite_files(project: Path) -> list[Path]:
+    """Files of back/ that are SQLite databases, by name or by content."""
+    found = []
+    for path in back_files(project):
+        with path.open("rb") as handle:
+            if path.suffix in (".sqlite", ".sqlite3", ".db") or handle.read(16) == b"SQLite format 3\0":
+                found.append(path)
+    return found
+
+
 def run_tool(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, timeout=120)
 
@@ -82,10 +92,14 @@ def test_every_python_file_compiles(example, tmp_path):
             py_compile.compile(str(path), cfile=str(tmp_path / "x.pyc"), doraise=True)
 
 
-def test_no_file_database_anywhere_in_back(example):
-    for path in back_files(example):
-        assert "sqlite" not in path.name.lower(), path
-        assert "sqlite" not in path.read_bytes().decode("utf-8", "replace").lower(), path
+def test_settings_name_only_postgresql_and_back_ships_no_file_database(example):
+    package = example / "back" / answers(example)["project_slug"]
+    settings = (package / "settings.py").read_text()
+    assert re.findall(r'"ENGINE": "([^"]+)"', settings) == ["django.db.backends.postgresql"]
+    # what architecture.E002 refuses, in the settings modules the project ships
+    for module in ("settings.py", "production.py"):
+        assert "sqlite" not in (package / module).read_text().lower(), module
+    assert sqlite_files(example) == []
 
 
 def test_dockerfile_passes_hadolint(example):
@@ -288,9 +302,11 @@ def test_missing_db_password_fails_fast_naming_it(giga_backend):
 @pytest.mark.full
 def test_system_check_refuses_another_engine(giga_backend, tmp_path):
     slug = answers(giga_backend.project)["project_slug"]
+    # the engine comes from the environment: the settings source does not name it, so only E001 applies
     (tmp_path / "other_settings.py").write_text(
-        f"from {slug}.settings import *\nDATABASES['default']['ENGINE'] = 'django.db.backends.' + 'sq' + 'lite3'\n")
+        f"import os\nfrom {slug}.settings import *\nDATABASES['default']['ENGINE'] = os.environ['OTHER_ENGINE']\n")
     result = giga_backend.manage("check", env={"DJANGO_SETTINGS_MODULE": "other_settings",
+                                               "OTHER_ENGINE": "django.db.backends.sqlite3",
                                                "PYTHONPATH": f"{tmp_path}:{giga_backend.dir}"})
     assert result.returncode == 1
     assert "architecture.E001" in result.stderr and "architecture.E002" not in result.stderr
@@ -298,6 +314,17 @@ def test_system_check_refuses_another_engine(giga_backend, tmp_path):
     result = giga_backend.manage("check", env={"DJANGO_SETTINGS_MODULE": "other_settings",
                                                "PYTHONPATH": f"{tmp_path}:{giga_backend.dir}"})
     assert result.returncode == 1 and "architecture.E002" in result.stderr
+
+
+@pytest.mark.full
+def test_no_file_database_after_the_flows(giga_backend):
+    """migrate, a query through the ORM and verify_architecture (which writes and rolls back) leave
+    no SQLite file in back/."""
+    for command in (("migrate", "--noinput"), ("verify_architecture",),
+                    ("shell", "-c", "from personas.models import Usuario; print(Usuario.objects.count())")):
+        result = giga_backend.manage(*command)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert sqlite_files(giga_backend.project) == []
 
 
 @pytest.mark.full

@@ -557,3 +557,70 @@ def test_ci_runs_the_readmes_test_command():
     readme = (REPO / "README.md").read_text()
     test_command = re.search(r"```bash\n.*\n(scripts/test)\b", readme).group(1)
     assert test_command in (REPO / ".ci/run").read_text()
+
+
+# ---------------------------------------------------------------------------
+# The output stands on its own: every path it names is in it
+# ---------------------------------------------------------------------------
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+PATH_MENTION = re.compile(r"(?<![\w./@:-])((?:docs|scripts|tests|back|front|db|src)/[\w.{},/-]*)")
+IGNORE_LISTS = {".gitignore", ".dockerignore", ".prettierignore"}  # patterns, not references
+
+
+def github_anchor(heading: str) -> str:
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def missing_references(project: Path) -> list[str]:
+    """Markdown links (and their #anchors) resolved from the linking file, and
+    mentions of docs/, scripts/, tests/, back/, front/, db/ and src/ paths
+    resolved from the file's directory or any directory above it up to the
+    project root."""
+    missing = []
+    for path, text in rendered_text_files(project):
+        if path.name in IGNORE_LISTS:
+            continue
+        where = path.relative_to(project)
+        for target in MARKDOWN_LINK.findall(text):
+            if re.match(r"[a-z][a-z+.-]*:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path
+            if not linked.exists() or project.resolve() not in [linked, *linked.parents]:
+                missing.append(f"{where}: link to {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+                if anchor not in {github_anchor(h) for h in headings}:
+                    missing.append(f"{where}: link to {target} (no such heading)")
+        for mention in PATH_MENTION.findall(text):
+            mention = mention.rstrip(".,;:")
+            alternatives = re.match(r"(.*)\{([^}]*)\}(.*)", mention)
+            names = ([alternatives[1] + part + alternatives[3] for part in alternatives[2].split(",")]
+                     if alternatives else [mention])
+            bases = [path.parent, *path.parent.relative_to(project).parents]
+            for name in names:
+                if not any((project / base / name).exists() for base in bases):
+                    missing.append(f"{where}: {name}")
+    return missing
+
+
+def test_every_path_the_output_names_is_in_the_output(example_project, tmp_path):
+    assert missing_references(example_project) == []
+    # the check itself: a copy whose files name paths it lacks
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for relative in ("README.md", "docs/architecture.md", "back/README.md"):
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_text((example_project / relative).read_text())
+    (copy / "back/conftest.py").write_text("# as the template's tests/harness/django.py does\n")
+    (copy / "docs/architecture.md").write_text((copy / "docs/architecture.md").read_text()
+                                                + "\nSee [the runbook](runbook.md), [ops](../README.md#operations)"
+                                                  " and scripts/bench_back.py.\n")
+    found = missing_references(copy)
+    for expected in ("back/conftest.py: tests/harness/django.py",
+                     "docs/architecture.md: link to runbook.md",
+                     "docs/architecture.md: link to ../README.md#operations (no such heading)",
+                     "docs/architecture.md: scripts/bench_back.py",
+                     "docs/architecture.md: link to ../front/README.md",  # front/ was not copied
+                     "README.md: front/README.md"):
+        assert expected in found, found

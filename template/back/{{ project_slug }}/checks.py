@@ -3,9 +3,8 @@
 `python manage.py check` fails (exit status 1) when
 
 * architecture.E001: a database's ENGINE is not PostgreSQL;
-* architecture.E002: a settings module mentions the embedded file database
-  Django's `startproject` uses by default (its name is spelled in two halves
-  below, so that this file never contains it).
+* architecture.E002: a settings module mentions SQLite, the file database
+  Django's `startproject` uses by default.
 """
 
 import ast
@@ -17,7 +16,7 @@ from django.conf import settings
 from django.core import checks
 
 POSTGRESQL_ENGINE = "django.db.backends.postgresql"
-FORBIDDEN_WORD = "sq" + "lite"
+FORBIDDEN_WORD = "sqlite"
 
 
 def check_database_engine(app_configs=None, database_settings=None, **kwargs):

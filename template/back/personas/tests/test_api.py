@@ -1,4 +1,4 @@
-"""docs/api-contract.md of the template, endpoint by endpoint."""
+"""The API of docs/api-contract.md, endpoint by endpoint."""
 
 from datetime import timedelta
 

@@ -19,7 +19,7 @@ def test_usuario_is_the_user_model():
     assert Usuario._meta.db_table == "personas_usuario"
 
 
-def test_create_user_as_in_the_architecture_document():
+def test_create_user_as_docs_architecture_md_checks_it():
     u = Usuario.objects.create_user("test", "test@test.com", "password123")
     assert u.id is not None
     with connection.cursor() as cursor:

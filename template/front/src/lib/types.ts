@@ -1,4 +1,4 @@
-// Shapes of the Django API's JSON (docs/api-contract.md in the template repo).
+// Shapes of the Django API's JSON (docs/api-contract.md).
 // Types only: safe to import from components and server code alike.
 
 export interface User {

@@ -23,11 +23,10 @@ from django.db.migrations.executor import MigrationExecutor
 
 from ...checks import POSTGRESQL_ENGINE
 
-# The first 16 bytes of every file of the embedded file database Django's
-# startproject defaults to ("<name> format 3\0"); the name is spelled in two
-# halves so that no file of this project contains it.
-FILE_DB_MAGIC = ("SQL" + "ite format 3\0").encode()
-FILE_DB_SUFFIXES = ("." + "sq" + "lite", "." + "sq" + "lite3")
+# SQLite, the file database Django's startproject defaults to: the first 16
+# bytes of its files, and the names it gives them.
+FILE_DB_MAGIC = b"SQLite format 3\0"
+FILE_DB_SUFFIXES = (".sqlite", ".sqlite3")
 PG_DATA_ROOT = Path("/var/lib/postgresql")
 # Where a PostgreSQL data directory (it always holds a PG_VERSION file) could
 # hide on the backend's side; scanned a few levels deep.

@@ -52,7 +52,7 @@ def jinja_template(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def giga_project(render) -> Path:
-    """The architecture document's project: examples/giga.yml."""
+    """The project of docs/architecture.md: examples/giga.yml."""
     return render(example_answers("giga"))
 
 

@@ -6,7 +6,7 @@ cross-file agreement, no file database anywhere).
 Full tier (`full`): the rendered backend runs natively as its container
 would (tests/harness/django.py) against a real PostgreSQL started from the
 rendered db/ (tests/harness/postgres.py), reaching it by the DB service name.
-The architecture document's commands run literally.
+The commands of docs/architecture.md run literally.
 """
 
 from __future__ import annotations

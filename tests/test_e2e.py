@@ -136,7 +136,7 @@ def test_sign_up_log_in_and_see_me_then_the_row_is_in_the_isolated_db(stack, pag
     session = next(c for c in page.context.cookies() if c["name"] == "session")
     assert session["httpOnly"], "the session cookie is out of JavaScript's reach"
 
-    # psql on the isolated database, as the architecture document checks it
+    # psql on the isolated database, as docs/architecture.md checks it
     output = stack.db.psql(f"SELECT id, username, email FROM personas_usuario WHERE username='{username}';",
                            **stack.db.app)
     assert f"{username}@example.com" in output and "(1 row)" in output, output

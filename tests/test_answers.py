@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import dotenv
+from harness.answers import POSTGRES_VERSIONS
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "django_secret_key", "admin_email")
@@ -97,7 +98,7 @@ def answer_sets(draw) -> dict:
         "db_host_port": draw(number(draw(st.sampled_from([0, host])))),
         "backend_port": draw(number(backend)),
         "frontend_port": draw(number(frontend)),
-        "postgres_version": draw(number(draw(st.sampled_from([15, 16, 17, 18])))),
+        "postgres_version": draw(number(draw(st.sampled_from(POSTGRES_VERSIONS)))),
         "db_memory_mb": draw(number(draw(st.integers(256, 65536)))),
         "timezone": draw(st.sampled_from(ZONES)),
         "language_code": draw(st.sampled_from(LANGUAGES + ["en-us", "es-zz", "zh", "pt"])),

@@ -13,19 +13,23 @@ import psycopg
 import pytest
 import yaml
 
-from harness.answers import recorded
+from harness.answers import POSTGRES_VERSIONS, recorded
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.postgres import PostgresServer, dockerfile_major, free_port, start_project_db
 from harness.render import REPO, copier_cli, data_args, example_answers
 
 pytestmark = pytest.mark.full
 
-PROJECTS = {
-    "pg15": {"postgres_version": 15},
-    "pg16-giga": example_answers("giga"),
-    "pg17-512mb": {"postgres_version": 17, "db_memory_mb": 512, "timezone": "Europe/Madrid"},
-    "pg18-acme": example_answers("acme-pg18"),
-}
+EXAMPLE_PROJECTS = {"giga": example_answers("giga"), "acme": example_answers("acme-pg18")}
+# Every major copier.yml offers: the examples' own, and a project for each
+# other major, every second one with a small memory limit and another zone.
+SMALL = {"db_memory_mb": 512, "timezone": "Europe/Madrid"}
+_OTHER_MAJORS = [v for v in POSTGRES_VERSIONS if v not in {int(a["postgres_version"]) for a in EXAMPLE_PROJECTS.values()}]
+PROJECTS = dict(sorted(
+    [(f"pg{a['postgres_version']}-{name}", a) for name, a in EXAMPLE_PROJECTS.items()]
+    + [(f"pg{v}-512mb" if i % 2 else f"pg{v}", {"postgres_version": v, **(SMALL if i % 2 else {})})
+       for i, v in enumerate(_OTHER_MAJORS)],
+    key=lambda item: int(item[1]["postgres_version"])))
 
 
 @pytest.fixture(scope="module", params=list(PROJECTS), ids=list(PROJECTS))

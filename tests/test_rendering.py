@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.answers import recorded as answers
+from harness.answers import POSTGRES_VERSIONS, recorded as answers
 from harness import compose, dotenv
 from harness.postgres import EMBEDDED_POSTGRES, dockerfile_image
 from harness.render import EXAMPLES, REPO, example_answers, project_files
 
-POSTGRES_VERSIONS = [15, 16, 17, 18]
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
 SECRET_QUESTIONS = ("db_password", "db_admin_password", "django_secret_key")
 
@@ -306,7 +305,7 @@ def test_compose_files_match_the_compose_spec(example_project):
 
 def test_dockerfiles_pass_hadolint(example_project):
     dockerfiles = sorted(example_project.rglob("Dockerfile"))
-    assert example_project / "db/Dockerfile" in dockerfiles
+    assert {example_project / tier / "Dockerfile" for tier in ("db", "back", "front")} <= set(dockerfiles)
     for dockerfile in dockerfiles:
         result = run_tool("hadolint", str(dockerfile))
         assert result.returncode == 0, f"{dockerfile}:\n{result.stdout}{result.stderr}"
@@ -316,7 +315,7 @@ def test_shell_scripts_pass_shellcheck(example_project):
     scripts = [p for p in project_files(example_project)
                if "node_modules" not in p.parts
                and (p.suffix == ".sh" or p.read_bytes()[:2] == b"#!" and b"sh" in p.read_bytes().split(b"\n")[0])]
-    assert example_project / "db/init/10-app-role.sh" in scripts
+    assert {example_project / "db/init/10-app-role.sh", example_project / "back/docker-entrypoint.sh"} <= set(scripts)
     result = run_tool("shellcheck", *map(str, scripts))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -461,6 +460,11 @@ def test_the_tests_run_the_images_exact_postgresql(versioned_project):
     """The test servers (harness.postgres) are the same minor as the image."""
     major, minor, _ = dockerfile_image(versioned_project / "db")
     assert EMBEDDED_POSTGRES[major].split(".")[:2] == [str(major), str(minor)]
+
+
+def test_the_tests_build_exactly_the_offered_majors():
+    """One test server build per postgres_version choice of copier.yml, no stale ones."""
+    assert sorted(EMBEDDED_POSTGRES) == sorted(POSTGRES_VERSIONS)
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,19 @@ from pathlib import Path
 
 import yaml
 
+from .render import REPO
+
 NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "postgres_version", "db_memory_mb"})
+
+
+def choices(question: str) -> list[str]:
+    """The choices copier.yml offers for `question`, as the user types them."""
+    config = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
+    return list(config[question]["choices"])
+
+
+# Every PostgreSQL major the template offers, typed like recorded() types it.
+POSTGRES_VERSIONS = [int(version) for version in choices("postgres_version")]
 
 
 def recorded(project: Path) -> dict:

@@ -151,7 +151,7 @@ def assert_answers_round_trip(project, answers) -> None:
 def assert_settings_import(project, answers) -> None:
     """The settings module, in a fresh interpreter of the backend's venv, with
     the environment compose gives the container; Django's checks pass."""
-    from harness.django import venv_for
+    from harness.python import venv_for
     back = project / "back"
     env = {"PATH": f"{venv_for(back) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **dotenv.load(back / ".env")}
     script = ("import json, django; from django.conf import settings; django.setup();"
@@ -293,7 +293,7 @@ def test_language_rule_is_the_pinned_djangos(jinja_template, giga_project):
     the validator accepts exactly the codes Django's translation.E004 check
     accepts (get_supported_language_variant), over every two-letter code and
     variants of every language."""
-    from harness.django import venv_for
+    from harness.python import venv_for
     generics = {code.split("-")[0] for code in LANGUAGES}
     candidates = sorted(
         {a + b for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"}

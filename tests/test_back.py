@@ -5,7 +5,7 @@ file database anywhere); hadolint and shellcheck run over every tier's files
 in test_rendering.py.
 
 Full tier (`full`): the rendered backend runs natively as its container
-would (tests/harness/django.py) against a real PostgreSQL started from the
+would (tests/harness/backend.py) against a real PostgreSQL started from the
 rendered db/ (tests/harness/postgres.py), reaching it by the DB service name.
 The architecture document's commands run literally.
 """
@@ -27,7 +27,10 @@ import yaml
 
 from harness.answers import alias as answer_alias, recorded as answers
 from harness import dotenv
-from harness.django import Backend, dockerfile_stages, free_port, http, raw_request, venv_for
+from harness.backend import Backend, http, raw_request
+from harness.dockerfile import dockerfile_stages
+from harness.net import free_port
+from harness.python import venv_for
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.render import example_answers
 

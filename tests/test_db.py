@@ -15,7 +15,8 @@ import yaml
 
 from harness.answers import POSTGRES_VERSIONS, recorded
 from harness.inputs import AWKWARD_PASSWORDS
-from harness.postgres import PostgresServer, dockerfile_major, free_port, start_project_db
+from harness.net import free_port
+from harness.postgres import PostgresServer, dockerfile_major, start_project_db
 from harness.render import REPO, copier_cli, data_args, example_answers
 
 pytestmark = pytest.mark.full
@@ -353,7 +354,8 @@ def _admin_tool_in_db_project(project, network):
                                                (_admin_tool_in_db_project, "pgadmin")])
 def test_verify_architecture_fails_when_another_service_joins_the_db_network(
         giga_project, giga_db, tmp_path, intrude, intruder):
-    from harness.django import Backend, venv_for
+    from harness.backend import Backend
+    from harness.python import venv_for
     network = recorded(giga_project)["network_name"]
     project = tmp_path / "project"
     shutil.copytree(giga_project, project, symlinks=True)
@@ -370,7 +372,8 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
 def test_verify_architecture_reads_the_compose_files_where_the_dev_compose_mounts_them(
         giga_project, giga_db, tmp_path):
     """The container's view: only the files the dev compose mounts, at their mount points."""
-    from harness.django import Backend, venv_for
+    from harness.backend import Backend
+    from harness.python import venv_for
     backend_service = yaml.safe_load((giga_project / "docker-compose.dev.yml").read_text())["services"]["backend"]
     mounted = tmp_path / "container"
     for volume in backend_service["volumes"]:

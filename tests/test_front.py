@@ -27,7 +27,8 @@ import yaml
 
 from harness.answers import alias, recorded
 from harness import dotenv
-from harness.django import http as api_call
+from harness.backend import http as api_call
+from harness.dockerfile import base_images, named_stages
 from harness.node import npm, shown
 from harness.render import EXAMPLES, example_answers
 
@@ -80,30 +81,12 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
     assert dockerfile.rstrip().endswith('CMD ["node", "build"]')
 
 
-def dockerfile_stages(text: str) -> dict[str, list[tuple[str, str]]]:
-    """Stage name -> its instructions as (KEYWORD, arguments), continuation lines joined."""
-    stages: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
-    for line in re.sub(r"\\\n", " ", text).splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        keyword, _, rest = line.strip().partition(" ")
-        if keyword.upper() == "FROM":
-            current = [("FROM", rest)]
-            stages[rest.split()[-1] if " AS " in rest.upper() else rest] = current
-        else:
-            current.append((keyword.upper(), rest.strip()))
-    return stages
-
-
 def test_front_image_is_built_from_an_exact_release(example):
     """`node:24-slim` moves to another Node release and another Debian under the team."""
     project, _ = example
-    sources = [rest for stage in dockerfile_stages((project / "front/Dockerfile").read_text()).values()
-               for keyword, rest in stage[:1] if not rest.startswith("base ")]
-    assert sources, "no external base image"
-    for source in sources:
-        image = source.split()[0]
+    images = base_images(project / "front/Dockerfile")
+    assert images, "no external base image"
+    for image in images:
         assert re.fullmatch(r"node:\d+\.\d+\.\d+-(bookworm|trixie)-slim", image), image
 
 
@@ -112,7 +95,7 @@ def test_front_image_stages_that_run_a_server_are_not_root(example):
     the node user (uid 1000); in dev it also owns node_modules, so that the
     named volume Docker seeds from the image stays writable by it."""
     project, _ = example
-    stages = dockerfile_stages((project / "front/Dockerfile").read_text())
+    stages = {name: stage.instructions for name, stage in named_stages(project / "front/Dockerfile").items()}
     running = {name: steps for name, steps in stages.items() if any(k == "CMD" for k, _ in steps)}
     assert set(running) == {"dev", "production"}, running.keys()
     for name, steps in running.items():

@@ -17,6 +17,7 @@ import yaml
 
 from harness.answers import POSTGRES_VERSIONS, recorded as answers
 from harness import compose, dotenv
+from harness.dockerfile import base_images
 from harness.postgres import EMBEDDED_POSTGRES, dockerfile_image
 from harness.render import EXAMPLES, REPO, example_answers, project_files
 
@@ -433,17 +434,6 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 # 10) and the Debian release, so a rebuild changes neither.
 FULL_VERSION_PARTS = {"postgres": 2}
 EXACT_IMAGE_DOCKERFILES = ["db/Dockerfile", "front/Dockerfile"]
-
-
-def base_images(dockerfile: Path) -> list[str]:
-    """The FROM images that are not earlier stages of the same file."""
-    images, stages = [], set()
-    for match in re.finditer(r"^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", dockerfile.read_text(), re.M | re.I):
-        if match.group(1) not in stages:
-            images.append(match.group(1))
-        if match.group(2):
-            stages.add(match.group(2))
-    return images
 
 
 @pytest.mark.parametrize("dockerfile", EXACT_IMAGE_DOCKERFILES)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.postgres import PostgresServer, start_project_db
-from harness.render import example_answers, template_copy
+from harness.answers import POSTGRES_VERSIONS
+from harness.render import EXAMPLES, example_answers, template_copy
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -39,6 +40,24 @@ def render(copie_session):
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session", params=[p.stem for p in EXAMPLES])
+def example(request, render) -> Path:
+    """Each example project (examples/*.yml)."""
+    return render(example_answers(request.param))
+
+
+@pytest.fixture(scope="session", params=POSTGRES_VERSIONS, ids=lambda v: f"pg{v}")
+def versioned_project(request, render) -> Path:
+    """A project for each PostgreSQL major copier.yml offers, defaults otherwise."""
+    return render({"postgres_version": request.param})
+
+
+@pytest.fixture(scope="session")
+def default_project(render) -> Path:
+    """The project of `copier copy --defaults`."""
+    return render()
 
 
 @pytest.fixture(scope="session")

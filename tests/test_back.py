@@ -34,7 +34,6 @@ from harness.python import venv_for
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.render import example_answers
 
-EXAMPLES = ["giga", "acme-pg18"]
 PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "api.example.com,{alias}",
     "EMAIL_URL": "smtp+tls://mailer:s3cret@smtp.example.com:587",
@@ -44,11 +43,6 @@ DJANGO_TABLES = {"auth_group", "auth_group_permissions", "auth_permission", "kno
                  "django_admin_log", "django_content_type", "django_migrations", "django_session",
                  "personas_attempt", "personas_usuario", "personas_usuario_groups",
                  "personas_usuario_user_permissions"}
-
-
-@pytest.fixture(scope="session", params=EXAMPLES)
-def example(request, render) -> Path:
-    return render(example_answers(request.param))
 
 
 def alias(project: Path) -> str:

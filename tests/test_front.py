@@ -41,15 +41,8 @@ def aliases(service: dict) -> set[str]:
 # ---------------------------------------------------------------------------
 # Quick tier: the rendered files, for every example
 # ---------------------------------------------------------------------------
-@pytest.fixture(scope="session", params=[p.stem for p in EXAMPLES])
-def example(request, render) -> tuple[Path, dict]:
-    answers = example_answers(request.param)
-    project = render(answers)
-    return project, recorded(project)
-
-
 def test_front_env_points_at_the_backend_alias(example):
-    project, a = example
+    project, a = example, recorded(example)
     services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
     assert alias(a, "backend") in aliases(services["backend"])
     for name in (".env", ".env.example"):
@@ -61,7 +54,7 @@ def test_front_env_points_at_the_backend_alias(example):
 
 
 def test_front_dev_server_answers_on_the_published_port_and_alias(example):
-    project, a = example
+    project, a = example, recorded(example)
     port = a["frontend_port"]
     frontend = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]["frontend"]
     assert frontend["build"] == {"context": "./front", "target": "dev"}
@@ -83,7 +76,7 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
 
 def test_front_image_is_built_from_an_exact_release(example):
     """`node:24-slim` moves to another Node release and another Debian under the team."""
-    project, _ = example
+    project = example
     images = base_images(project / "front/Dockerfile")
     assert images, "no external base image"
     for image in images:
@@ -94,7 +87,7 @@ def test_front_image_stages_that_run_a_server_are_not_root(example):
     """Both images that run code (dev: vite dev; production: node build) run as
     the node user (uid 1000); in dev it also owns node_modules, so that the
     named volume Docker seeds from the image stays writable by it."""
-    project, _ = example
+    project = example
     stages = {name: stage.instructions for name, stage in named_stages(project / "front/Dockerfile").items()}
     running = {name: steps for name, steps in stages.items() if any(k == "CMD" for k, _ in steps)}
     assert set(running) == {"dev", "production"}, running.keys()
@@ -113,7 +106,7 @@ def test_front_image_stages_that_run_a_server_are_not_root(example):
 
 
 def test_front_holds_no_jinja_and_only_plain_svelte(example):
-    project, _ = example
+    project = example
     front = project / "front"
     files = [p for p in front.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix == ".jinja"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from . import dotenv
 from .render import REPO
 
 NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "postgres_version", "db_memory_mb"})
@@ -35,3 +36,9 @@ def recorded(project: Path) -> dict:
 def alias(answers: dict, service: str) -> str:
     """The network alias of a dev service: `giga-backend` for slug `giga`."""
     return f"{answers['project_slug'].replace('_', '-')}-{service}"
+
+
+def secrets(project: Path) -> dict[str, str]:
+    """The database passwords of `project`, which only its env files hold."""
+    db_env = dotenv.load(project / "db/.env")
+    return {"db_admin_password": db_env["POSTGRES_PASSWORD"], "db_password": db_env["APP_DB_PASSWORD"]}

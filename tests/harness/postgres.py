@@ -106,6 +106,17 @@ def dockerfile_major(db_dir: Path) -> int:
     return dockerfile_image(db_dir)[0]
 
 
+def conf_settings(path: Path) -> dict[str, str]:
+    """A postgresql.conf's settings, as the server reads them."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip().strip("'")
+    return settings
+
+
 def container_environment(db_dir: Path) -> dict[str, str]:
     """What compose puts in the DB container's environment: env_file, then environment."""
     compose = yaml.safe_load((db_dir / "docker-compose.yml").read_text())

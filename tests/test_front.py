@@ -257,14 +257,14 @@ def user_count(stack) -> int:
 
 
 @pytest.mark.full
-def test_home_page_shows_the_real_system_status(stack):
+def test_home_page_shows_the_real_system_status(stack, giga_project):
     status, _, html = Browser(stack.front_url).request("GET", "/")
     assert status == 200
     assert (text(html, "api-status"), text(html, "db-status")) == ("ok", "ok")
     assert text(html, "system-state") == "All systems operational"
     assert text(html, "user-count") is None, "the public health answer has no user count"
     assert "<title>Giga</title>" in html
-    assert stack.api_url.split("//")[1] not in html and "giga-backend" not in html, \
+    assert stack.api_url.split("//")[1] not in html and alias(recorded(giga_project), "backend") not in html, \
         "the API's address must not reach the browser"
 
 

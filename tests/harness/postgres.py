@@ -42,9 +42,9 @@ from . import compose, dotenv
 from .dockerfile import base_images
 from .net import free_port
 
-# Exact builds, so every run tests the same server. Keep the majors in step
-# with copier.yml's postgres_version choices, and each minor equal to the one
-# db/Dockerfile.jinja pins (tests/test_rendering.py checks it).
+# Exact builds, so every run tests the same server: one per postgres_version
+# choice of copier.yml, each at the minor db/Dockerfile.jinja pins (test_db.py's
+# quick tier checks both).
 EMBEDDED_POSTGRES = {
     15: "15.18.0-beta.17",
     16: "16.14.0-beta.17",

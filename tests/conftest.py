@@ -8,14 +8,13 @@ server get their own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness.answers import alias, recorded
 from harness.postgres import PostgresServer, start_project_db
-from harness.render import example_answers, template_copy
+from harness.answers import POSTGRES_VERSIONS
+from harness.render import EXAMPLES, example_answers, template_copy
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -41,6 +40,24 @@ def render(copie_session):
         return cache[key]
 
     return _render
+
+
+@pytest.fixture(scope="session", params=[p.stem for p in EXAMPLES])
+def example(request, render) -> Path:
+    """Each example project (examples/*.yml)."""
+    return render(example_answers(request.param))
+
+
+@pytest.fixture(scope="session", params=POSTGRES_VERSIONS, ids=lambda v: f"pg{v}")
+def versioned_project(request, render) -> Path:
+    """A project for each PostgreSQL major copier.yml offers, defaults otherwise."""
+    return render({"postgres_version": request.param})
+
+
+@pytest.fixture(scope="session")
+def default_project(render) -> Path:
+    """The project of `copier copy --defaults`."""
+    return render()
 
 
 @pytest.fixture(scope="session")
@@ -96,40 +113,15 @@ def front_built(front_installed) -> Path:
     return node.build(front_installed)
 
 
-@dataclass
-class Stack:
-    db: PostgresServer
-    backend: object  # harness.django.Backend
-    api_url: str
-    front_url: str
-    staff: dict[str, str]
-
-
 STAFF = {"username": "boss", "email": "boss@example.com", "password": "Boss-pass-12345"}
 
 
 @pytest.fixture(scope="session")
 def stack(giga_project, front_built):
-    """db/ -> back/ -> front/ as compose wires them, on loopback: a PostgreSQL
-    of its own (tests may stop it), the migrated backend served as its
-    Dockerfile serves it, and `node build` reaching it by its network alias."""
-    from harness import node
-    from harness.django import Backend, venv_for
-    db = start_project_db(giga_project)
-    # The frontend's alias is where SvelteKit's server calls from: the backend
-    # believes the client address it forwards (DJANGO_TRUSTED_PROXIES).
-    backend = Backend(giga_project, db, venv_for(giga_project / "back"),
-                      hosts={alias(recorded(giga_project), "frontend"): "127.0.0.1"})
-    backend.manage("migrate", "--noinput", check=True)
-    backend.manage("shell", "-c", "from personas.models import Usuario; "
-                   f"Usuario.objects.create_superuser({STAFF['username']!r}, {STAFF['email']!r}, {STAFF['password']!r})",
-                   check=True)
-    api_port = node.free_port()
-    try:
-        # The suite logs the staff account in many times a minute; the limits
-        # per address stay as shipped (test_front checks them through the front).
-        with backend.serve(port=api_port, env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min"}) as (api_url, _):
-            with node.serve_front(front_built, alias(recorded(giga_project), "backend"), api_port) as front_url:
-                yield Stack(db, backend, api_url, front_url, STAFF)
-    finally:
-        db.destroy()
+    """db/ -> back/ -> front/ of giga_project, running (harness.stack), with a staff user."""
+    from harness.stack import running
+    # The suite logs the staff account in many times a minute: its own limit
+    # is raised; the limits per address stay as shipped (test_front checks them).
+    with running(giga_project, front_built, staff=STAFF,
+                 backend_env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min"}) as stack:
+        yield stack

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import dotenv
+from harness.answers import POSTGRES_VERSIONS
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "django_secret_key", "admin_email")
@@ -97,7 +98,7 @@ def answer_sets(draw) -> dict:
         "db_host_port": draw(number(draw(st.sampled_from([0, host])))),
         "backend_port": draw(number(backend)),
         "frontend_port": draw(number(frontend)),
-        "postgres_version": draw(number(draw(st.sampled_from([15, 16, 17, 18])))),
+        "postgres_version": draw(number(draw(st.sampled_from(POSTGRES_VERSIONS)))),
         "db_memory_mb": draw(number(draw(st.integers(256, 65536)))),
         "timezone": draw(st.sampled_from(ZONES)),
         "language_code": draw(st.sampled_from(LANGUAGES + ["en-us", "es-zz", "zh", "pt"])),
@@ -150,7 +151,7 @@ def assert_answers_round_trip(project, answers) -> None:
 def assert_settings_import(project, answers) -> None:
     """The settings module, in a fresh interpreter of the backend's venv, with
     the environment compose gives the container; Django's checks pass."""
-    from harness.django import venv_for
+    from harness.python import venv_for
     back = project / "back"
     env = {"PATH": f"{venv_for(back) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **dotenv.load(back / ".env")}
     script = ("import json, django; from django.conf import settings; django.setup();"
@@ -292,7 +293,7 @@ def test_language_rule_is_the_pinned_djangos(jinja_template, giga_project):
     the validator accepts exactly the codes Django's translation.E004 check
     accepts (get_supported_language_variant), over every two-letter code and
     variants of every language."""
-    from harness.django import venv_for
+    from harness.python import venv_for
     generics = {code.split("-")[0] for code in LANGUAGES}
     candidates = sorted(
         {a + b for a in "abcdefghijklmnopqrstuvwxyz" for b in "abcdefghijklmnopqrstuvwxyz"}

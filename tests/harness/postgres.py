@@ -31,20 +31,20 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 import yaml
 
 from . import compose, dotenv
+from .dockerfile import base_images
+from .net import free_port
 
-# Exact builds, so every run tests the same server. Keep the majors in step
-# with copier.yml's postgres_version choices, and each minor equal to the one
-# db/Dockerfile.jinja pins (tests/test_rendering.py checks it).
+# Exact builds, so every run tests the same server: one per postgres_version
+# choice of copier.yml, each at the minor db/Dockerfile.jinja pins (test_db.py's
+# quick tier checks both).
 EMBEDDED_POSTGRES = {
     15: "15.18.0-beta.17",
     16: "16.14.0-beta.17",
@@ -94,15 +94,9 @@ def network_address() -> str:
     raise RuntimeError("no global IPv4 address: the samenet rule cannot be exercised")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def dockerfile_image(db_dir: Path) -> tuple[int, int, str]:
     """(major, minor, Debian release) of the rendered Dockerfile's base image."""
-    match = re.search(r"^FROM\s+postgres:(\d+)\.(\d+)-([a-z]+)\s*$", (db_dir / "Dockerfile").read_text(), re.M)
+    match = re.fullmatch(r"postgres:(\d+)\.(\d+)-([a-z]+)", base_images(db_dir / "Dockerfile")[0])
     if not match:
         raise ValueError(f"{db_dir}/Dockerfile does not start FROM postgres:<major>.<minor>-<debian>")
     return int(match.group(1)), int(match.group(2)), match.group(3)
@@ -110,6 +104,17 @@ def dockerfile_image(db_dir: Path) -> tuple[int, int, str]:
 
 def dockerfile_major(db_dir: Path) -> int:
     return dockerfile_image(db_dir)[0]
+
+
+def conf_settings(path: Path) -> dict[str, str]:
+    """A postgresql.conf's settings, as the server reads them."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip().strip("'")
+    return settings
 
 
 def container_environment(db_dir: Path) -> dict[str, str]:
@@ -128,6 +133,10 @@ class PostgresServer:
         self.db_dir = db_dir
         self.major = major or dockerfile_major(db_dir)
         self.env = container_environment(db_dir)
+        # docker-entrypoint.sh's defaults: POSTGRES_USER falls back to postgres,
+        # POSTGRES_DB to POSTGRES_USER.
+        self.superuser = self.env.get("POSTGRES_USER") or "postgres"
+        self.database = self.env.get("POSTGRES_DB") or self.superuser
         self.bindir = bindir(self.major)
         self.address = network_address()
         self.port = port or free_port()
@@ -205,7 +214,7 @@ class PostgresServer:
             shutil.chown(password_file, RUN_AS, RUN_AS)
         self._run([
             str(self.bindir / "initdb"), "-D", str(self.data),
-            f"--username={env.get('POSTGRES_USER', 'postgres')}", f"--pwfile={password_file}",
+            f"--username={self.superuser}", f"--pwfile={password_file}",
             *env.get("POSTGRES_INITDB_ARGS", "").split(),
         ], traced=True)
         password_file.unlink()
@@ -222,30 +231,28 @@ class PostgresServer:
             **self.env,
             "PGHOST": str(self.sockets),
             "PGPORT": str(self.port),
-            "PGUSER": self.env.get("POSTGRES_USER", "postgres"),
+            "PGUSER": self.superuser,
             "PGPASSWORD": self.env["POSTGRES_PASSWORD"],
         }
 
     def _entrypoint_psql(self, dbname: str) -> list[str]:
-        return [psql_binary(), "-v", "ON_ERROR_STOP=1", "--username", self._init_env()["PGUSER"],
+        return [psql_binary(), "-v", "ON_ERROR_STOP=1", "--username", self.superuser,
                 "--no-password", "--no-psqlrc", "--dbname", dbname]
 
     def _create_database(self) -> None:
-        db = self.env.get("POSTGRES_DB") or self.env.get("POSTGRES_USER", "postgres")
-        if db != "postgres":
-            self._run([*self._entrypoint_psql("postgres"), "--set", f"db={db}"],
+        if self.database != "postgres":
+            self._run([*self._entrypoint_psql("postgres"), "--set", f"db={self.database}"],
                       env=self._init_env(), input='CREATE DATABASE :"db" ;\n', traced=True)
 
     def _run_init_script(self, script: Path) -> None:
         env = self._init_env()
-        db = self.env.get("POSTGRES_DB") or env["PGUSER"]
         if script.suffix == ".sh":
             if os.access(script, os.X_OK):
                 self._run([str(script)], env=env, traced=True)
             else:
                 self._run(["bash", "-c", '. "$1"', "bash", str(script)], env=env, traced=True)
         elif script.suffix == ".sql":
-            self._run([*self._entrypoint_psql(db), "-f", str(script)], env=env, traced=True)
+            self._run([*self._entrypoint_psql(self.database), "-f", str(script)], env=env, traced=True)
         # like the entrypoint, anything else is ignored
 
     # -- what ps would show ----------------------------------------------------
@@ -314,13 +321,11 @@ class PostgresServer:
     # -- who's who, from the rendered env ----------------------------------
     @property
     def admin(self) -> dict[str, str]:
-        return {"user": self.env.get("POSTGRES_USER", "postgres"), "password": self.env["POSTGRES_PASSWORD"],
-                "dbname": self.env["POSTGRES_DB"]}
+        return {"user": self.superuser, "password": self.env["POSTGRES_PASSWORD"], "dbname": self.database}
 
     @property
     def app(self) -> dict[str, str]:
-        return {"user": self.env["APP_DB_USER"], "password": self.env["APP_DB_PASSWORD"],
-                "dbname": self.env["POSTGRES_DB"]}
+        return {"user": self.env["APP_DB_USER"], "password": self.env["APP_DB_PASSWORD"], "dbname": self.database}
 
 
 def start_project_db(project: Path) -> PostgresServer:
@@ -328,12 +333,3 @@ def start_project_db(project: Path) -> PostgresServer:
     server.initialize()
     server.start()
     return server
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

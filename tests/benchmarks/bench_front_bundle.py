@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Client JavaScript the home page loads: the rendered front/ vs. the sv skeleton.
 
 Both apps are built the same way (same package.json, lockfile and
@@ -10,9 +9,9 @@ page loads is counted: the modulepreloads SvelteKit lists (in the `link`
 response header, or <link> tags), the `import()`s of the inline start script,
 and whatever those files import statically. Sizes are gzip level 9, per file.
 
-    scripts/bench_front_bundle.py                # render examples/giga.yml from HEAD
-    scripts/bench_front_bundle.py --front DIR    # an already rendered front/
-    scripts/bench_front_bundle.py --json         # machine-readable
+    .venv/bin/python -m tests.benchmarks.bench_front_bundle               # render examples/giga.yml from HEAD
+    .venv/bin/python -m tests.benchmarks.bench_front_bundle --front DIR   # an already rendered front/
+    .venv/bin/python -m tests.benchmarks.bench_front_bundle --json        # machine-readable
 
 Exits 1 if the ratio exceeds --max-ratio (1.5).
 """
@@ -25,17 +24,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from ..harness.net import answering, free_port, serving
+from ..harness.render import render_example
+
 
 # `npx sv@0.17.1 create --template minimal --types ts`: the files of src/ that
 # make the home page (src/lib/assets/favicon.svg is copied from the front).
@@ -98,14 +96,6 @@ def run(cmd: list[str], cwd: Path, timeout: float = 900) -> None:
         sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
 
 
-def render_front(dest: Path) -> Path:
-    """examples/giga.yml rendered from the repo's HEAD (plus uncommitted tracked changes)."""
-    cmd = [sys.executable, "-m", "copier", "copy", "--quiet", "--defaults", "--vcs-ref", "HEAD",
-           "--data-file", str(REPO / "examples/giga.yml"), str(REPO), str(dest)]
-    run(cmd, cwd=REPO)
-    return dest / "front"
-
-
 def make_skeleton(front: Path, dest: Path) -> Path:
     dest.mkdir(parents=True)
     for name in SHARED:
@@ -125,12 +115,6 @@ def build(app: Path) -> None:
     run(["npm", "run", "build"], cwd=app)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def fetch(url: str) -> tuple[bytes, str]:
     """The body and the `link` header of a GET."""
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -145,20 +129,10 @@ def home_page_js(app: Path) -> dict[str, bytes]:
            # Nothing listens there: the home page renders its "API down" state,
            # which loads the same JavaScript as any other.
            "INTERNAL_API_URL": f"http://127.0.0.1:{free_port()}"}
-    server = subprocess.Popen(["node", "build"], cwd=app, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                body, link = fetch(base + "/")
-                html = body.decode()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"node build did not serve {base}/")
-                time.sleep(0.2)
+    with serving(["node", "build"], cwd=app, env=env, ready=answering(base + "/"), timeout=30, name="node-build"):
+        body, link = fetch(base + "/")
+        html = body.decode()
         # SvelteKit lists the page's modules (entry, layout and page nodes, their
         # chunks) as modulepreload in the `link` header, or in <link> tags.
         queue = re.findall(r'<([^>]+)>;\s*rel="modulepreload"', link)
@@ -175,9 +149,6 @@ def home_page_js(app: Path) -> dict[str, bytes]:
             for spec in re.findall(rb'(?:\bimport|\bfrom)\s*["\']([^"\']+\.js)["\']', body):
                 queue.append(urllib.parse.urljoin(path, spec.decode()))
         return files
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def measure(app: Path) -> dict:
@@ -207,7 +178,7 @@ def main() -> int:
                 "node_modules", "build", ".svelte-kit"))
         else:
             log("rendering examples/giga.yml")
-            front = render_front(work / "project")
+            front = render_example("giga", work / "project") / "front"
         skeleton = make_skeleton(front, work / "skeleton")
         build(front)
         build(skeleton)

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Benchmark: the server-rendered home page of front/, against the running stack.
 
-    .venv/bin/python scripts/bench_front.py [--duration 10] [--rounds 3]
+    .venv/bin/python -m tests.benchmarks.bench_front [--duration 10] [--rounds 3]
 
 Renders giga (examples/giga.yml) from this repository, then runs the three
-tiers as the end-to-end tests do (tests/conftest.py's `stack`): PostgreSQL
-from the rendered db/, the migrated backend as its Dockerfile serves it, and
+tiers as the end-to-end tests do (tests/harness/stack.py): PostgreSQL from
+the rendered db/, the migrated backend as its Dockerfile serves it, and
 `node build` of front/ reaching it by its alias. wrk (Debian package `wrk`)
 loads GET / with 16 connections; every request renders the page on the
 server, which calls GET /api/health/ (a database round trip) on the backend.
@@ -18,18 +17,13 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from harness import node  # noqa: E402
-from harness.django import Backend, venv_for  # noqa: E402
-from harness.load import CONNECTIONS, require_wrk, wrk  # noqa: E402
-from harness.postgres import start_project_db  # noqa: E402
-from harness.render import render_example  # noqa: E402
+from ..harness import node
+from ..harness.load import CONNECTIONS, require_wrk, wrk
+from ..harness.render import render_example
+from ..harness.stack import running
 
 
 def main() -> None:
@@ -41,16 +35,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         project = render_example("giga", Path(tmp) / "giga")
         built = node.build(node.install(project / "front", Path(tmp) / "front"))
-        db = start_project_db(project)
-        try:
-            backend = Backend(project, db, venv_for(project / "back"))
-            backend.manage("migrate", "--noinput", check=True)
-            api_port = node.free_port()
-            with backend.serve(port=api_port), node.serve_front(built, "giga-backend", api_port) as front:
-                wrk(front + "/", 2)  # warm-up
-                rounds = [wrk(front + "/", args.duration) for _ in range(args.rounds)]
-        finally:
-            db.destroy()
+        with running(project, built) as stack:
+            front = stack.front_url
+            wrk(front + "/", 2)  # warm-up
+            rounds = [wrk(front + "/", args.duration) for _ in range(args.rounds)]
     print(f"GET / (server-rendered home page), {CONNECTIONS} connections, {args.duration}s x {args.rounds}; "
           f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs")
     for i, r in enumerate(rounds, 1):

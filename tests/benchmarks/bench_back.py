@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """Benchmark: the rendered backend, served as its Dockerfile serves it, against
 the real PostgreSQL of the rendered db/, under 16 concurrent clients.
 
-    .venv/bin/python scripts/bench_back.py [--duration 10] [--rounds 2] [--configs defaults,shipped,pool,gunicorn]
+    .venv/bin/python -m tests.benchmarks.bench_back [--duration 10] [--rounds 2] [--configs defaults,shipped,pool,gunicorn]
 
 (any Python with the tests' requirements: copier, psycopg, pyyaml).
 
@@ -16,7 +15,7 @@ What runs (nothing of it is a mock):
   samenet scram-sha-256 rule of pg_hba.conf applies, as on the Docker network;
 * the backend with the production image's ENTRYPOINT + CMD and ENV (granian,
   WSGI, 2 workers x 4 blocking threads), with back/.env as its environment
-  (tests/harness/django.py), listening on loopback;
+  (tests/harness/backend.py), listening on loopback;
 * wrk (Debian package `wrk`): 2 threads, 16 connections, --latency.
 
 Configurations, alternated round by round so drift hits all alike:
@@ -44,18 +43,16 @@ import argparse
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from harness.django import Backend, http, venv_for  # noqa: E402
-from harness.load import require_wrk, wrk  # noqa: E402
-from harness.postgres import start_project_db  # noqa: E402
-from harness.render import render_example  # noqa: E402
+from ..harness.backend import Backend, http
+from ..harness.load import require_wrk, wrk
+from ..harness.net import free_port
+from ..harness.postgres import start_project_db
+from ..harness.python import venv_for
+from ..harness.render import render_example
 
 CONFIGS = {
     "defaults": {"server": "image", "env": {"DB_CONN_MAX_AGE": "0"}},
@@ -177,7 +174,6 @@ class serve:
         stage = self.backend.stage
         self.saved_cmd = stage.cmd
         if self.command:
-            from harness.django import free_port
             self.port = free_port()
             stage.cmd = [part.replace("{PORT}", str(self.port)) for part in self.command]
         else:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: `copier copy --defaults` of the whole template vs. Copier's floor.
 
 All are copied from a clean git clone, with the same copier, in the same run:
@@ -9,7 +8,7 @@ All are copied from a clean git clone, with the same copier, in the same run:
     the files hold (it renders each path segment, and runs git per file).
 Reports the median (and min/max) wall time of N runs of each, and the ratios.
 
-Usage: .venv/bin/python scripts/bench_copy.py [--runs 7]
+Usage: .venv/bin/python -m tests.benchmarks.bench_copy [--runs 7]
 """
 
 from __future__ import annotations
@@ -22,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from ..harness.render import REPO
+
 COPIER = [sys.executable, "-m", "copier"]
 
 

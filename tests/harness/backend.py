@@ -1,0 +1,165 @@
+"""Run a rendered project's back/ natively, the way its container runs it.
+
+No Docker engine here, so the backend runs as a process on this machine,
+with what the container would have:
+
+* Python >= 3.12 in a virtualenv with the rendered requirements-dev.txt
+  (harness.python);
+* the environment compose gives the container: the Dockerfile's ENV lines of
+  the target stage, overridden by back/.env parsed exactly like compose's
+  env_file (harness.dotenv);
+* the image's PATH: every file the Dockerfile COPYs into /usr/local/bin (the
+  entrypoint, the healthcheck) is found under the same name;
+* the network view: DB_HOST stays the rendered service name (e.g. giga-db),
+  resolved through a private /etc/hosts (harness.hosts) to the address where
+  the test's PostgreSQL listens; only DB_PORT changes, to that server's port;
+  other compose names (e.g. the frontend's alias) may be mapped the same way;
+* the file system view: an empty /var/lib, since this machine's own
+  PostgreSQL packages (/var/lib/postgresql) are no part of the container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from http.client import HTTPConnection
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import dotenv
+from .dockerfile import dockerfile_stages
+from .hosts import with_hosts
+from .net import free_port, listening, serving
+
+
+class Backend:
+    """back/ of `project`, talking to the PostgreSQL `db` (harness.postgres.PostgresServer)."""
+
+    def __init__(self, project: Path, db, venv: Path, target: str = "", hide_var_lib: bool = True,
+                 hosts: dict[str, str] | None = None):
+        self.project = project
+        self.hosts = hosts or {}
+        self.dir = project / "back"
+        self.db = db
+        self.venv = venv
+        self.stage = dockerfile_stages(self.dir / "Dockerfile")[target]
+        self.dotenv = dotenv.load(self.dir / ".env")
+        self.db_service = self.dotenv["DB_HOST"]
+        self.hide_var_lib = hide_var_lib
+        self.bin = Path(tempfile.mkdtemp(prefix="back-bin-"))
+        for name, source in self.stage.bin_files.items():
+            (self.bin / name).symlink_to(self.dir / source)
+        self.bin.chmod(0o755)
+
+    # -- the container's environment -------------------------------------
+    def environment(self, **overrides: str) -> dict[str, str]:
+        env = {
+            "PATH": f"{self.bin}:{self.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+            "VIRTUAL_ENV": str(self.venv),
+        }
+        env.update(self.stage.env)  # the image's ENV
+        env.update(self.dotenv)  # compose's env_file wins over the image
+        env["DB_PORT"] = str(self.db.port)  # the only change: the test server's port
+        env.update(overrides)
+        return env
+
+    def prefix(self) -> list[str]:
+        """unshare: DB_HOST resolves to the server; /var/lib is empty."""
+        prefix = with_hosts({**self.hosts, self.db_service: self.db.address})
+        if self.hide_var_lib:
+            prefix += ["sh", "-c", 'mount -t tmpfs -o mode=0755 tmpfs /var/lib && exec "$@"', "sh"]
+        return prefix
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300,
+            check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+        """`docker exec <backend> <args>`: WORKDIR, environment, no entrypoint."""
+        result = subprocess.run([*self.prefix(), *args], cwd=self.dir, env=self.environment(**(env or {})),
+                                capture_output=True, text=True, timeout=timeout, **kwargs)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{shlex.join(args)} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    def manage(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run("python", "manage.py", *args, **kwargs)
+
+    @contextlib.contextmanager
+    def serve(self, port: int | None = None, env: dict[str, str] | None = None, ready_timeout: float = 60):
+        """The container's main process: ENTRYPOINT + CMD of the stage, on
+        PORT; yields (base URL, Popen) once it listens."""
+        port = port or free_port()
+        # The published port, wherever the command names it (runserver 0.0.0.0:<port>).
+        published = self.stage.env.get("PORT")
+        command = [arg.replace(f":{published}", f":{port}") if published else arg
+                   for arg in [*self.stage.entrypoint, *self.stage.cmd]]
+        # The image's port variables (PORT, GRANIAN_PORT, ...) all say the
+        # published port; here they all say the free port chosen.
+        ports = {name: str(port) for name, value in self.stage.env.items()
+                 if name == "PORT" or (name.endswith("_PORT") and value == self.stage.env.get("PORT"))}
+        with serving([*self.prefix(), *command], cwd=self.dir,
+                     env=self.environment(**{"PORT": str(port), **ports, **(env or {})}),
+                     ready=listening(port), timeout=ready_timeout, name="backend") as process:
+            yield f"http://127.0.0.1:{port}", process
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is the answer; urllib then raises it as HTTPError
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def http(method: str, url: str, body=None, token: str | None = None, headers: dict | None = None,
+         timeout: float = 10, raw: bytes | None = None) -> tuple[int, dict | str, float]:
+    """(status, JSON body or text, seconds taken). Redirects are not followed."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    for key, value in (headers or {}).items():
+        request.add_header(key, value)
+    started = time.monotonic()
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status, payload, content_type = response.status, response.read(), response.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as error:
+        status, payload, content_type = error.code, error.read(), error.headers.get("Content-Type", "")
+    elapsed = time.monotonic() - started
+    text = payload.decode("utf-8", errors="replace")
+    if "json" in content_type and text:
+        return status, json.loads(text), elapsed
+    return status, text, elapsed
+
+
+def raw_request(base: str, method: str, path: str, body: bytes | None = None,
+                headers: list[tuple[str, bytes | str]] | None = None, source: str | None = None,
+                timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+    """One request written as given: header values are sent byte for byte
+    (control characters included), nothing is normalised or added but Host
+    and Content-Length. `source`: the client's address (any 127/8 address
+    reaches a server listening on loopback). (status, headers, body)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    connection = HTTPConnection(host, int(port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers or []:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()

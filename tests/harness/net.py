@@ -1,0 +1,73 @@
+"""Loopback networking for the servers the harness starts: a free port, and a
+server process that is up once it answers and gone when the block ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> Callable[[], bool]:
+    """Ready when something accepts TCP connections on 127.0.0.1:`port`."""
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    return ready
+
+
+def answering(url: str) -> Callable[[], bool]:
+    """Ready when GET `url` answers 200."""
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+    return ready
+
+
+@contextlib.contextmanager
+def serving(command: list[str], *, cwd: Path, env: dict[str, str], ready: Callable[[], bool],
+            timeout: float, name: str):
+    """`command` running in a session of its own (so its children stop with
+    it), output in `process.log_path`; yields the Popen once `ready()`."""
+    log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    process.log_path = log
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not ready after {timeout}s:\n{log.read_text()}")
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import dotenv
-from harness.answers import POSTGRES_VERSIONS
+from harness.answers import POSTGRES_VERSIONS, as_typed
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "django_secret_key", "admin_email")
@@ -138,7 +138,7 @@ def assert_answers_round_trip(project, answers) -> None:
     for readme in readmes:
         lines = readme.read_text(encoding="utf-8").splitlines()
         assert any(line.startswith(f"# {answers['project_name']}") for line in lines), readme
-    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    recorded = as_typed(project)
     assert (recorded["project_name"], recorded["admin_email"]) == (answers["project_name"], answers["admin_email"])
     assert not set(SECRETS) & set(recorded)
     # Numbers are what was typed.

@@ -180,7 +180,7 @@ def test_backend_env_settings(example):
     assert env["DJANGO_ADMIN_EMAIL"] == a["admin_email"]
     assert env["DJANGO_MIGRATE_ON_START"] == "0"
     # X-Forwarded-For is believed from SvelteKit's server only, by its alias
-    assert env["DJANGO_TRUSTED_PROXIES"] == a["project_slug"].replace("_", "-") + "-frontend"
+    assert env["DJANGO_TRUSTED_PROXIES"] == answer_alias(a, "frontend")
     assert int(env["DJANGO_TOKEN_TTL_HOURS"]) > 0
     for name in ("LOGIN_CLIENT", "LOGIN_ACCOUNT", "SIGNUP_CLIENT", "SIGNUP_ACCOUNT"):
         assert re.fullmatch(r"\d+/(s|min|hour|day)", env[f"DJANGO_RATE_{name}"]), name
@@ -558,7 +558,7 @@ def app_query(db, sql: str, params=None) -> list[tuple]:
 
 
 def frontend_alias(project: Path) -> str:
-    return answers(project)["project_slug"].replace("_", "-") + "-frontend"
+    return answer_alias(answers(project), "frontend")
 
 
 def post_json(base: str, path: str, body: dict, source: str, forwarded_for: str | None = None):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness import compose, dotenv
-from harness.answers import choices, recorded
+from harness.answers import as_typed, choices, recorded
 from harness.inputs import AWKWARD_PASSWORDS, AWKWARD_TEXT
 from harness.render import REPO, copier_cli, copy_in_process, data_args, example_answers
 
@@ -240,5 +240,5 @@ def test_awkward_text_is_one_line_of_utf8_everywhere(awkward_text_project):
     for conf in ("db/pg_hba.conf", "db/postgresql.conf", ".gitignore"):
         lines = (awkward_text_project / conf).read_bytes().decode("utf-8").splitlines()
         assert any(line.startswith("#") and name in line for line in lines), conf
-    recorded = yaml.safe_load((awkward_text_project / ".copier-answers.yml").read_text(encoding="utf-8"))
+    recorded = as_typed(awkward_text_project)
     assert (recorded["project_name"], recorded["admin_email"]) == (AWKWARD_TEXT["project_name"], AWKWARD_TEXT["admin_email"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.answers import recorded as answers, secrets as secrets_of
+from harness.answers import alias, as_typed, recorded as answers, secrets as secrets_of
 from harness import compose, dotenv
 from harness.dockerfile import base_images
 from harness.postgres import conf_settings
@@ -90,7 +90,7 @@ def test_giga_example_is_the_documents_names(giga_project):
     a = answers(giga_project)
     assert (a["db_service"], a["db_name"], a["db_user"], a["network_name"]) == (
         "giga-db", "giga", "giga_user", "giga_dev_network")
-    typed = read_yaml(giga_project / ".copier-answers.yml")
+    typed = as_typed(giga_project)
     assert (typed["db_port"], typed["backend_port"], typed["frontend_port"]) == ("5432", "8000", "5173")
 
 
@@ -206,14 +206,13 @@ def test_only_the_database_and_the_backend_share_its_network(example):
 
 def test_frontend_reaches_the_backend_over_the_app_network(example):
     a = answers(example)
-    alias = a["project_slug"].replace("_", "-")
     app_network = compose.load(example / "docker-compose.dev.yml")["networks"]["app"]
     assert app_network == {"name": f"{a['project_slug']}_app_network", "driver": "bridge"}, "owned by the dev project"
     services = compose.topology(example)
     assert set(services["frontend"]) == {app_network["name"]}
     assert set(services["backend"]) == {a["network_name"], app_network["name"]}
-    assert services["backend"][app_network["name"]] >= {f"{alias}-backend"}
-    assert services["frontend"][app_network["name"]] >= {f"{alias}-frontend"}
+    assert services["backend"][app_network["name"]] >= {alias(a, "backend")}
+    assert services["frontend"][app_network["name"]] >= {alias(a, "frontend")}
 
 
 def test_every_host_name_a_service_uses_resolves_to_the_intended_service(example):

@@ -27,10 +27,14 @@ def choices(question: str) -> list[str]:
 POSTGRES_VERSIONS = [int(version) for version in choices("postgres_version")]
 
 
+def as_typed(project: Path) -> dict:
+    """.copier-answers.yml of `project`: every answer as the string typed."""
+    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+
+
 def recorded(project: Path) -> dict:
     """.copier-answers.yml of `project`, numeric answers as int."""
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
-    return {key: int(value) if key in NUMERIC else value for key, value in answers.items()}
+    return {key: int(value) if key in NUMERIC else value for key, value in as_typed(project).items()}
 
 
 def alias(answers: dict, service: str) -> str:

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -38,7 +39,7 @@ def test_db_compose_service(versioned_project):
     assert service["container_name"] == f"{a['project_slug']}_db_dev"
     assert service["build"] == "." and service["env_file"] == ".env"
     data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
-    assert service["volumes"] == [f"db_data:{data_path}"]
+    assert service["volumes"] == [f"db_data:{data_path}", "./backups:/backups"]
     assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
     health = service["healthcheck"]
     assert {"start_period", "interval", "retries"} <= set(health)
@@ -140,6 +141,35 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
     # chown/chmod of the volume as root, then gosu to the postgres user
     assert sorted(service["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
     assert not service.get("privileged")
+
+
+DB_SCRIPTS = ("backup", "list-backups", "restore")
+
+
+def test_backup_scripts_are_installed_in_the_image(versioned_project):
+    """db/bin/ is copied, executable, onto the image's PATH, for `docker exec <db> backup`."""
+    db_dir = versioned_project / "db"
+    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted(DB_SCRIPTS)
+    for name in DB_SCRIPTS:
+        assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
+    assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
+
+
+def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path):
+    """backup writes to /backups (BACKUP_DIR's default), which compose mounts from db/backups."""
+    _, service = compose.db_service(default_project)
+    assert "./backups:/backups" in service["volumes"]
+    assert re.search(r'^backup_dir="\$\{BACKUP_DIR:-/backups\}"$', (default_project / "db/bin/backup").read_text(), re.M)
+    shutil.copy(default_project / ".gitignore", tmp_path / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    ignored = subprocess.run(["git", "-C", str(tmp_path), "check-ignore", "--no-index", "db/backups/giga-20260101T000000Z.dump",
+                              "db/bin/backup", "db/.env.example"], capture_output=True, text=True).stdout.split()
+    assert ignored == ["db/backups/giga-20260101T000000Z.dump"]
+
+
+def test_backup_keep_is_documented_and_set(default_project):
+    for name in (".env", ".env.example"):
+        assert dotenv.load(default_project / "db" / name)["BACKUP_KEEP"] == "7", name
 
 
 def test_the_tests_run_the_images_exact_postgresql(versioned_project):

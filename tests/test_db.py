@@ -174,7 +174,7 @@ def test_readme_documents_the_backup_scripts_by_their_installed_names(default_pr
         documented = set(re.findall(rf"docker exec (?:-it )?{a['project_slug']}_db_dev ([\w-]+)", section))
         assert documented == set(DB_SCRIPTS), documented
         assert "pg_restore -U" not in section and "{{" not in section
-        assert re.search(r"^```bash\nPGHOST=\S+ PGPORT=\S+ ", section, re.M), section
+        assert re.search(r"^PGHOST=\S+ PGPORT=\S+ ", section, re.M), section
 
 
 def test_backup_keep_is_documented_and_set(default_project):
@@ -730,7 +730,9 @@ BAD_RESTORES = {
     "cut in its data": (_truncate(0.6), {}, "not a complete pg_dump"),
     "cut at the very end": (_truncate(-20), {}, "not a complete pg_dump"),
     "not a dump": (_garbage, {}, "not a complete pg_dump"),
-    "another database's dump": (lambda dump: dump, {"PGDATABASE": "postgres"}, "is a dump of database"),
+    # in the container, PGDATABASE wins over db/.env's POSTGRES_DB
+    "another database's dump": (lambda dump: dump, {"container": True, "PGDATABASE": "postgres"},
+                                "is a dump of database 'giga', not of 'postgres'"),
     "wrong password": (lambda dump: dump, {"PGPASSWORD": "wrong"}, "cannot connect"),
 }
 
@@ -775,3 +777,18 @@ def test_backup_keeps_the_newest_backup_keep_and_lists_them_newest_first(backup_
     rows = [line.split("\t") for line in listed.stdout.splitlines()]
     assert [name for name, _ in rows] == [new, older[-1], older[-2]]
     assert all(re.fullmatch(r"\d+(\.\d+)?[KMG]?", size) for _, size in rows), rows
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("env, message", [({"PGPASSWORD": "wrong"}, "password authentication failed"),
+                                          ({"BACKUP_KEEP": "0"}, "BACKUP_KEEP must be a positive whole number"),
+                                          ({"BACKUP_KEEP": "three"}, "BACKUP_KEEP must be a positive whole number")],
+                         ids=["dump fails", "keep none", "keep nonsense"])
+def test_a_failed_backup_deletes_no_older_dump(backup_db, tmp_path, env, message):
+    db = backup_db.app["dbname"]
+    older = {f"{db}-2026010{day}T030000Z.dump" for day in range(1, 4)}
+    for name in older:
+        (tmp_path / name).write_bytes(b"x")
+    result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path), **{"BACKUP_KEEP": "1", **env})
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert {p.name for p in tmp_path.iterdir()} == older

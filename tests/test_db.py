@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import psycopg
@@ -38,7 +39,7 @@ def test_db_compose_service(versioned_project):
     assert service["container_name"] == f"{a['project_slug']}_db_dev"
     assert service["build"] == "." and service["env_file"] == ".env"
     data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
-    assert service["volumes"] == [f"db_data:{data_path}"]
+    assert service["volumes"] == [f"db_data:{data_path}", "./backups:/backups"]
     assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
     health = service["healthcheck"]
     assert {"start_period", "interval", "retries"} <= set(health)
@@ -140,6 +141,45 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
     # chown/chmod of the volume as root, then gosu to the postgres user
     assert sorted(service["cap_add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
     assert not service.get("privileged")
+
+
+DB_SCRIPTS = ("backup", "list-backups", "restore")
+
+
+def test_backup_scripts_are_installed_in_the_image(versioned_project):
+    """db/bin/ is copied, executable, onto the image's PATH, for `docker exec <db> backup`."""
+    db_dir = versioned_project / "db"
+    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted(DB_SCRIPTS)
+    for name in DB_SCRIPTS:
+        assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
+    assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
+
+
+def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path):
+    """backup writes to /backups (BACKUP_DIR's default), which compose mounts from db/backups."""
+    _, service = compose.db_service(default_project)
+    assert "./backups:/backups" in service["volumes"]
+    assert re.search(r'^backup_dir="\$\{BACKUP_DIR:-/backups\}"$', (default_project / "db/bin/backup").read_text(), re.M)
+    shutil.copy(default_project / ".gitignore", tmp_path / ".gitignore")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    ignored = subprocess.run(["git", "-C", str(tmp_path), "check-ignore", "--no-index", "db/backups/giga-20260101T000000Z.dump",
+                              "db/bin/backup", "db/.env.example"], capture_output=True, text=True).stdout.split()
+    assert ignored == ["db/backups/giga-20260101T000000Z.dump"]
+
+
+def test_readme_documents_the_backup_scripts_by_their_installed_names(default_project, render):
+    for project in (default_project, render({"db_host_port": 0})):
+        a = recorded(project)
+        section = (project / "db/README.md").read_text().split("## Backups", 1)[1].split("\n## ", 1)[0]
+        documented = set(re.findall(rf"docker exec (?:-it )?{a['project_slug']}_db_dev ([\w-]+)", section))
+        assert documented == set(DB_SCRIPTS), documented
+        assert "pg_restore -U" not in section and "{{" not in section
+        assert re.search(r"^PGHOST=\S+ PGPORT=\S+ ", section, re.M), section
+
+
+def test_backup_keep_is_documented_and_set(default_project):
+    for name in (".env", ".env.example"):
+        assert dotenv.load(default_project / "db" / name)["BACKUP_KEEP"] == "7", name
 
 
 def test_the_tests_run_the_images_exact_postgresql(versioned_project):
@@ -576,3 +616,181 @@ def test_verify_architecture_reads_the_compose_files_where_the_dev_compose_mount
     assert f"✅ {NETWORK_LINE}" in result.stdout, result.stdout
     assert sorted(p.relative_to(mounted).as_posix() for p in mounted.rglob("*.yml")) == [
         "compose/db/docker-compose.yml", "compose/docker-compose.dev.yml"]
+
+
+# ---------------------------------------------------------------------------
+# Backup and restore: the rendered db/bin/ scripts against a real server
+# ---------------------------------------------------------------------------
+def client_major() -> int:
+    """pg_dump and pg_restore on this machine: the server must be of their major."""
+    out = subprocess.run(["pg_dump", "--version"], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"\) (\d+)", out).group(1))
+
+
+@pytest.fixture(scope="module")
+def backup_db(render):
+    """A project of the client tools' major, its server started; the scripts run from db/bin/."""
+    major = client_major()
+    assert major in POSTGRES_VERSIONS, f"pg_dump {major} matches no offered postgres_version"
+    server = start_project_db(render({"postgres_version": major}))
+    yield server
+    server.destroy()
+
+
+def db_script(server: PostgresServer, name: str, *args: str, container: bool = False,
+              **env: str) -> subprocess.CompletedProcess:
+    """Runs db/bin/<name>. On a host: with the PG* variables pointing at the server.
+    `container`: with the container's environment (db/.env), over the Unix socket."""
+    if container:
+        connection = {**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port)}
+    else:
+        connection = {"PGHOST": server.address, "PGPORT": str(server.port), "PGUSER": server.app["user"],
+                      "PGPASSWORD": server.app["password"], "PGDATABASE": server.app["dbname"]}
+    return subprocess.run([str(server.db_dir / "bin" / name), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120,
+                          env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **connection, **env})
+
+
+APP_DATA = """
+DROP TABLE IF EXISTS orders, users;
+CREATE TABLE users (id serial PRIMARY KEY, email text UNIQUE NOT NULL, joined timestamptz NOT NULL);
+CREATE TABLE orders (id bigserial PRIMARY KEY, user_id int NOT NULL REFERENCES users, total numeric(10, 2),
+                     note text);
+CREATE INDEX orders_user ON orders (user_id);
+INSERT INTO users (email, joined)
+  SELECT format('user%s@example.com', g), timestamptz '2026-01-01' + g * interval '1 hour'
+  FROM generate_series(1, 50) g;
+INSERT INTO orders (user_id, total, note)
+  SELECT 1 + g % 50, (g * 7919 % 100000) / 100.0, CASE WHEN g % 3 = 0 THEN NULL ELSE md5(g::text) || E'\\t''"ü' END
+  FROM generate_series(1, 4000) g;
+"""
+DAMAGE = "DROP TABLE orders; DELETE FROM users WHERE id % 2 = 0; INSERT INTO users (email, joined) VALUES ('x@y', now())"
+
+
+def app_state(server: PostgresServer) -> dict:
+    """Row counts and an ordered checksum of every column of each table, the sequences, the extension."""
+    state = {}
+    for table in ("users", "orders"):
+        exists = app_query(server, "SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
+        state[table] = app_query(server, f"SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id)) FROM {table} t")[0] \
+            if exists else None
+    state["sequences"] = app_query(server, "SELECT sequencename, last_value FROM pg_sequences ORDER BY 1")
+    state["extensions"] = app_query(server, "SELECT extname, extowner::regrole::text FROM pg_extension ORDER BY 1")
+    return state
+
+
+@pytest.fixture
+def backed_up(backup_db, tmp_path):
+    """The app's data written and backed up; returns (server, the dump, the state it holds)."""
+    app_query(backup_db, APP_DATA)
+    result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (dump,) = tmp_path.glob("*.dump")
+    return backup_db, dump, app_state(backup_db)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("container", [False, True], ids=["host", "container"])
+def test_restore_brings_back_dropped_tables_and_deleted_rows(backed_up, container):
+    server, dump, original = backed_up
+    assert original["users"][0] == 50 and original["orders"][0] == 4000
+    assert ("pg_stat_statements", server.admin["user"]) in original["extensions"]
+    app_query(server, DAMAGE)
+    assert app_state(server) != original
+    # as documented: in the container, the name list-backups prints; on a host, a path
+    result = db_script(server, "restore", dump.name if container else str(dump), "--yes", container=container,
+                       BACKUP_DIR=str(dump.parent))
+    # the dump holds pg_stat_statements, which the app role does not own: skipped, not an error
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr.lower(), result.stderr
+    assert app_state(server) == original
+    # the restored objects belong to the app role, which keeps migrating them
+    owners = app_query(server, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert owners == [(server.app["user"],)]
+    app_query(server, "ALTER TABLE orders ADD COLUMN paid boolean; INSERT INTO users (email, joined) VALUES ('n@ew', now())")
+
+
+def _truncate(keep: float):
+    def damage(dump: Path) -> Path:
+        data = dump.read_bytes()
+        broken = dump.with_name("broken.dump")
+        broken.write_bytes(data[:int(len(data) * keep)] if keep > 0 else data[:keep])
+        return broken
+    return damage
+
+
+def _garbage(dump: Path) -> Path:
+    broken = dump.with_name("notes.dump")
+    broken.write_text("not a dump\n")
+    return broken
+
+
+BAD_RESTORES = {
+    # (what replaces the good dump, extra arguments/environment, the message expected)
+    "missing file": (lambda dump: dump.with_name("nope.dump"), {}, "no such dump"),
+    "cut in its header": (_truncate(0.002), {}, "not a complete pg_dump"),
+    "cut in its data": (_truncate(0.6), {}, "not a complete pg_dump"),
+    "cut at the very end": (_truncate(-20), {}, "not a complete pg_dump"),
+    "not a dump": (_garbage, {}, "not a complete pg_dump"),
+    # in the container, PGDATABASE wins over db/.env's POSTGRES_DB
+    "another database's dump": (lambda dump: dump, {"container": True, "PGDATABASE": "postgres"},
+                                "is a dump of database 'giga', not of 'postgres'"),
+    "wrong password": (lambda dump: dump, {"PGPASSWORD": "wrong"}, "cannot connect"),
+}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("breaks, env, message", BAD_RESTORES.values(), ids=BAD_RESTORES.keys())
+def test_a_bad_restore_fails_clearly_and_changes_nothing(backed_up, breaks, env, message):
+    server, dump, _ = backed_up
+    app_query(server, DAMAGE)
+    current = app_state(server)
+    result = db_script(server, "restore", str(breaks(dump)), "--yes", **env)
+    assert result.returncode != 0
+    assert message in result.stderr and "nothing was changed" in result.stderr, result.stderr
+    assert app_state(server) == current
+
+
+@pytest.mark.full
+def test_restore_asks_first_and_needs_yes_without_a_terminal(backed_up):
+    server, dump, _ = backed_up
+    app_query(server, DAMAGE)
+    current = app_state(server)
+    result = db_script(server, "restore", str(dump))
+    assert result.returncode == 1 and "confirm with --yes" in result.stderr, result.stderr
+    assert app_state(server) == current
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("container", [False, True], ids=["host", "container"])
+def test_backup_keeps_the_newest_backup_keep_and_lists_them_newest_first(backup_db, tmp_path, container):
+    db = backup_db.app["dbname"]
+    older = [f"{db}-2026010{day}T030000Z.dump" for day in range(1, 6)]
+    others = ["other-20260101T000000Z.dump", "notes.txt", f"{db}-manual.sql"]
+    for name in older + others:
+        (tmp_path / name).write_bytes(b"x" * 2048)
+    result = db_script(backup_db, "backup", container=container, BACKUP_DIR=str(tmp_path), BACKUP_KEEP="3")
+    assert result.returncode == 0, result.stderr
+    new = re.search(rf"({db}-\d{{8}}T\d{{6}}Z\.dump)", result.stdout).group(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new, *older[-2:], *others])
+    assert (tmp_path / new).stat().st_mode & 0o077 == 0, "a dump holds all the data: owner only"
+    listed = db_script(backup_db, "list-backups", container=container, BACKUP_DIR=str(tmp_path))
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [name for name, _ in rows] == [new, older[-1], older[-2]]
+    assert all(re.fullmatch(r"\d+(\.\d+)?[KMG]?", size) for _, size in rows), rows
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("env, message", [({"PGPASSWORD": "wrong"}, "password authentication failed"),
+                                          ({"BACKUP_KEEP": "0"}, "BACKUP_KEEP must be a positive whole number"),
+                                          ({"BACKUP_KEEP": "three"}, "BACKUP_KEEP must be a positive whole number")],
+                         ids=["dump fails", "keep none", "keep nonsense"])
+def test_a_failed_backup_deletes_no_older_dump(backup_db, tmp_path, env, message):
+    db = backup_db.app["dbname"]
+    older = {f"{db}-2026010{day}T030000Z.dump" for day in range(1, 4)}
+    for name in older:
+        (tmp_path / name).write_bytes(b"x")
+    result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path), **{"BACKUP_KEEP": "1", **env})
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert {p.name for p in tmp_path.iterdir()} == older

@@ -174,7 +174,8 @@ def test_shell_scripts_pass_shellcheck(example):
     scripts = [p for p in project_files(example)
                if "node_modules" not in p.parts
                and (p.suffix == ".sh" or p.read_bytes()[:2] == b"#!" and b"sh" in p.read_bytes().split(b"\n")[0])]
-    assert {example / "db/init/10-app-role.sh", example / "back/docker-entrypoint.sh"} <= set(scripts)
+    assert {example / "db/init/10-app-role.sh", example / "back/docker-entrypoint.sh",
+            *(example / "db/bin").iterdir()} <= set(scripts)
     result = run_tool("shellcheck", *map(str, scripts))
     assert result.returncode == 0, result.stdout + result.stderr
 

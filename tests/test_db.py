@@ -10,6 +10,7 @@ rendered init/ like the official entrypoint (see harness.postgres).
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -21,8 +22,9 @@ import psycopg
 import pytest
 import yaml
 
-from harness import compose, dotenv
+from harness import compose, dotenv, make
 from harness.answers import POSTGRES_VERSIONS, recorded, secrets as secrets_of
+from harness.dockerfile import dockerfile_stages
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.net import free_port
 from harness.postgres import (EMBEDDED_POSTGRES, PostgresServer, conf_settings, dockerfile_image,
@@ -163,8 +165,35 @@ def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path)
     shutil.copy(default_project / ".gitignore", tmp_path / ".gitignore")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     ignored = subprocess.run(["git", "-C", str(tmp_path), "check-ignore", "--no-index", "db/backups/giga-20260101T000000Z.dump",
-                              "db/bin/backup", "db/.env.example"], capture_output=True, text=True).stdout.split()
+                              "db/backups/.gitkeep", "db/bin/backup", "db/.env.example"],
+                             capture_output=True, text=True).stdout.split()
     assert ignored == ["db/backups/giga-20260101T000000Z.dump"]
+    # the directory ships, so the bind mount is the team's, not created by Docker as root
+    assert (default_project / "db/backups/.gitkeep").is_file()
+
+
+def in_build_context(db_dir, name: str) -> bool:
+    """Whether db/.dockerignore lets the top-level entry `name` into the build
+    context (its patterns in order, the last match wins, `!` re-includes)."""
+    included = True
+    for line in (db_dir / ".dockerignore").read_text().splitlines():
+        pattern = line.strip()
+        if pattern and not pattern.startswith("#"):
+            negated = pattern.startswith("!")
+            if fnmatch.fnmatch(name, pattern.lstrip("!").rstrip("/")):
+                included = negated
+    return included
+
+
+def test_db_build_context_holds_what_the_image_copies_and_no_secret_or_dump(default_project):
+    db_dir = default_project / "db"
+    copied = {source.rstrip("/") for keyword, arguments in dockerfile_stages(db_dir / "Dockerfile")[""].instructions
+              if keyword == "COPY" for source in arguments.split()[:-1] if not source.startswith("--")}
+    assert copied == {"postgresql.conf", "pg_hba.conf", "init", "bin"}
+    for name in copied:
+        assert in_build_context(db_dir, name), name
+    for name in (".env", ".env.example", "backups", "README.md", "docker-compose.yml"):
+        assert not in_build_context(db_dir, name), name
 
 
 def test_readme_documents_the_backup_scripts_by_their_installed_names(default_project, render):
@@ -375,6 +404,21 @@ def test_documents_docker_exec_psql_works_over_the_socket(db):
     output = db.psql_socket("\\dt", user=db.app["user"], dbname=db.app["dbname"])
     assert "doc_probe" in output
     db.query("DROP TABLE doc_probe", **db.app)
+
+
+@pytest.mark.full
+def test_make_db_stats_shows_the_apps_top_queries(db):
+    """`make db-stats` runs psql in the DB container as the app role: its
+    query reads pg_stat_statements and ranks the app's own queries."""
+    (*docker_exec, psql, user_flag, user, db_flag, dbname, c_flag, sql), = make.commands(db.project, "db-stats")
+    assert (psql, user_flag, db_flag, c_flag) == ("psql", "-U", "-d", "-c")
+    assert (user, dbname) == (db.app["user"], db.app["dbname"])
+    for _ in range(3):
+        db.query("SELECT count(*) AS db_stats_probe FROM pg_class", **db.app)
+    output = db.psql_socket(sql, user=user, dbname=dbname)
+    header, *rows = [line for line in output.splitlines() if "|" in line]
+    assert [column.strip() for column in header.split("|")] == ["calls", "total_ms", "mean_ms", "rows", "query"]
+    assert any("db_stats_probe" in row for row in rows), output
 
 
 @pytest.mark.full

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness.answers import alias, as_typed, recorded as answers, secrets as secrets_of
-from harness import compose, dotenv
+from harness import compose, dotenv, make
 from harness.dockerfile import base_images
 from harness.postgres import conf_settings
 from harness.render import REPO, project_files
@@ -357,6 +357,49 @@ def test_ci_runs_the_readmes_test_command():
     readme = (REPO / "README.md").read_text()
     test_command = re.search(r"```bash\n.*\n(scripts/test)\b", readme).group(1)
     assert test_command in (REPO / ".ci/run").read_text()
+
+
+# ---------------------------------------------------------------------------
+# The Makefile: the team's entry point, in the order things start
+# ---------------------------------------------------------------------------
+FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "logs", "down"]
+
+
+def test_make_help_lists_the_flow_in_order(example):
+    assert make.targets(example) == ["help", *FLOW]
+    assert make.make(example).stdout == make.make(example, "help").stdout, "help is the default goal"
+
+
+def test_make_targets_run_the_documented_commands(example):
+    a = answers(example)
+    db, backend = f"{a['project_slug']}_db_dev", f"{a['project_slug']}_backend_dev"
+    dev = ["docker", "compose", "-f", "docker-compose.dev.yml"]
+    expected = {
+        "db-up": [["cd", "db", "&&", "docker", "compose", "up", "-d"]],
+        "up": [[*dev, "up", "-d", "backend", "frontend"]],
+        "migrate": [["docker", "exec", backend, "python", "manage.py", "migrate"]],
+        "verify": [["docker", "exec", backend, "python", "manage.py", "verify_architecture"]],
+        "backup": [["docker", "exec", db, "backup"]],
+        "backups": [["docker", "exec", db, "list-backups"]],
+        "psql": [["docker", "exec", "-it", db, "psql", "-U", a["db_user"], "-d", a["db_name"]]],
+        "down": [[*dev, "down"], ["cd", "db", "&&", "docker", "compose", "down"]],
+    }
+    for target, commands in expected.items():
+        assert make.commands(example, target) == commands, target
+    # the container names and scripts the targets use are the ones the project defines
+    assert {db, backend} <= {service["container_name"] for path in compose.COMPOSE_FILES
+                             for service in compose.load(example / path)["services"].values()}
+    assert {"backup", "list-backups", "restore"} <= {p.name for p in (example / "db/bin").iterdir()}
+
+
+def test_make_restore_asks_unless_yes_and_needs_a_file(example):
+    db = f"{answers(example)['project_slug']}_db_dev"
+    assert make.commands(example, "restore", FILE="a.dump")[-1] == ["docker", "exec", "-it", db, "restore", "a.dump"]
+    # YES=1 needs no terminal: scripts and cron can restore
+    assert make.commands(example, "restore", FILE="a.dump", YES="1")[-1] == \
+        ["docker", "exec", "-i", db, "restore", "a.dump", "--yes"]
+    result = make.make(example, "restore")
+    assert result.returncode != 0 and "FILE is required" in result.stderr, result.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from harness import dotenv
 from harness.backend import Backend, http, raw_request
 from harness.dockerfile import dockerfile_stages
 from harness.net import free_port
+from harness.traffic import Traffic
 from harness.python import venv_for
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.render import example_answers
@@ -509,10 +510,17 @@ def test_wait_for_db_gives_up_with_exit_1(giga_project, fresh_db_server, backend
     db = fresh_db_server(giga_project)
     backend = Backend(giga_project, db, backend_venv)
     db.stop()
-    result = backend.run("docker-entrypoint.sh", "granian", "--version", env={"DB_WAIT_TIMEOUT": "3"})
-    assert result.returncode == 1
-    assert "still unavailable after" in result.stderr
-    assert "Connection refused" in result.stderr or "connection failed" in result.stderr
+    # the image's own ENTRYPOINT + CMD: the server never starts
+    started = time.monotonic()
+    result = backend.run(*backend.stage.entrypoint, *backend.stage.cmd, env={"DB_WAIT_TIMEOUT": "3"}, timeout=60)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Starting granian" not in result.stdout + result.stderr
+    # one clear last line: which database, how long it was given, libpq's reason
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"@{backend.db_service}:{db.port}/" in last and "still unavailable after" in last and "in 3s" in last, last
+    assert "Connection refused" in last or "connection failed" in last, last
+    assert took < 3 + 10, f"gave up after {took:.1f}s"
 
 
 @pytest.mark.full
@@ -869,3 +877,89 @@ def test_production_mails_server_errors_to_the_admin(giga_backend, giga_project,
     assert recipients == [admin_email]
     assert "/api/fail/" in message["Subject"] and "ERROR" in message["Subject"]
     assert "something broke" in message.get_payload(decode=True).decode()
+
+
+# ===========================================================================
+# Full tier: start order and reconnection, on the production server
+# ===========================================================================
+def granian_processes(process) -> list[tuple[int, str]]:
+    """(pid, command line) of the server and its workers: the same list
+    before and after means nothing was restarted."""
+    def cmdline(pid: int) -> str:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return [(pid, cmdline(pid)) for pid in [process.pid, *map(int, children)]]
+
+
+@pytest.mark.full
+def test_backend_started_before_the_db_serves_once_it_is_up(giga_project, fresh_db_server, backend_venv):
+    """The container's ENTRYPOINT + CMD started while the DB is down: it
+    waits, then the same process (exec'd, not restarted) serves."""
+    db = fresh_db_server(giga_project)
+    backend = Backend(giga_project, db, backend_venv)
+    backend.manage("migrate", "--noinput", check=True)
+    db.stop()
+    threading.Timer(4, db.start).start()
+    started = time.monotonic()
+    with backend.serve(env={"DB_WAIT_TIMEOUT": "60"}, ready_timeout=60) as (base, process):
+        waited = time.monotonic() - started
+        assert db.is_running()
+        assert http("GET", f"{base}/api/health/")[:2] == (200, {"status": "ok"})
+        assert process.poll() is None
+        # the entrypoint exec'd the CMD: the process started is the server
+        assert "granian" in granian_processes(process)[0][1]
+    log = process.log_path.read_text()
+    assert waited >= 3, f"served after {waited:.1f}s, before the DB was up:\n{log}"
+    assert "unavailable (attempt 1," in log and "is up (attempt" in log, log
+    assert log.count("Starting granian") == 1, log
+
+
+@pytest.mark.full
+def test_db_restarted_under_load(giga_project, fresh_db_server, backend_venv):
+    """8 clients for 15 s on /api/health/ and an authenticated read while
+    PostgreSQL restarts: answers are 200 or 503 (never a 500, never a hang
+    past the connect timeout), all 200 again within 5 s of the DB's return,
+    and the server is the one that started."""
+    db = fresh_db_server(giga_project)
+    backend = Backend(giga_project, db, backend_venv)
+    backend.manage("migrate", "--noinput", check=True)
+    create_user(backend, "load-user", "a-Strong-passw0rd!")
+    connect_timeout = int(backend.environment().get("DB_CONNECT_TIMEOUT", "3"))
+    timeout = connect_timeout + 3  # the client's patience: the server's bound plus a margin
+    with backend.serve() as (base, process):
+        status, body, _ = http("POST", f"{base}/api/auth/login/", {"username": "load-user",
+                                                                    "password": "a-Strong-passw0rd!"})
+        assert status == 200, body
+        token = {"Authorization": f"Token {body['token']}"}
+        before = granian_processes(process)
+        requests = [("GET", "/api/health/", {}), ("GET", "/api/auth/me/", token)]
+        with Traffic(base, requests, clients=8, timeout=timeout) as traffic:
+            load_started = time.monotonic()
+            time.sleep(4)
+            down = time.monotonic()
+            db.stop()
+            time.sleep(2)
+            db.start()  # pg_ctl -w: back once it accepts connections
+            up = time.monotonic()
+            time.sleep(max(0.0, load_started + 15 - up))
+        assert process.poll() is None, "the backend died"
+        assert granian_processes(process) == before, "the server or a worker was restarted"
+    counts = traffic.counts()
+    print(f"\nDB restarted under load (down {up - down:.1f}s): {counts}")
+    report = f"{counts}; others: {dict(traffic.others())}"
+    assert counts["others"] == 0, report
+    assert counts["longest"] < timeout, report
+    assert counts["longest"] <= connect_timeout + 1, f"a request waited past DB_CONNECT_TIMEOUT: {report}"
+    # the restart was felt: 503s while the DB was away, for both requests
+    outage = [a for a in traffic.answers if down <= a.started <= up]
+    assert {(a.path, a.status) for a in outage} >= {("/api/health/", 503), ("/api/auth/me/", 503)}, report
+    # and then it was over: everything asked 5 s after the DB's return succeeded
+    recovered = [a for a in traffic.answers if a.started >= up + 5]
+    assert len(recovered) > 50 and {a.status for a in recovered} == {200}, report
+    last_failure = max((a.started + a.latency for a in traffic.answers if a.status != 200), default=up)
+    print(f"last failure {last_failure - up:+.1f}s after the DB's return")
+    # before the restart, all well too
+    assert {a.status for a in traffic.answers if a.started + a.latency < down} == {200}, report
+    log = process.log_path.read_text()
+    assert log.count("Starting granian") == 1, log[-3000:]

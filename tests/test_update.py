@@ -170,6 +170,17 @@ def test_template_needs_no_trust():
     assert not {"_tasks", "_migrations", "_jinja_extensions"} & set(config)
 
 
+def test_the_pinned_copier_meets_the_templates_minimum():
+    minimum = Version(yaml.safe_load((REPO / "copier.yml").read_text())["_min_copier_version"])
+    pins = {
+        "tests/requirements.txt": re.search(r"^copier==(\S+)$", (REPO / "tests/requirements.txt").read_text(),
+                                            flags=re.MULTILINE),
+        "scripts/new-project": re.search(r"copier==(\S+)", (REPO / "scripts/new-project").read_text()),
+    }
+    assert all(pins.values()), pins
+    assert {name: pin.group(1) for name, pin in pins.items() if Version(pin.group(1)) < minimum} == {}
+
+
 def test_changelog_has_an_entry_per_release_newest_first():
     headings = re.findall(r"^## (.+)$", (REPO / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
     assert headings[0] == "Unreleased", "the lead's next release collects under Unreleased"
@@ -274,6 +285,8 @@ class Updated:
 def updated_from_earlier(tmp_path_factory) -> Updated:
     tmp_path = tmp_path_factory.mktemp("earlier")
     upstream = clone_template(tmp_path)
+    known = subprocess.run(["git", "cat-file", "-e", f"{EARLIER}^{{commit}}"], cwd=upstream).returncode == 0
+    assert known, f"{EARLIER} is not in this repository's history (a shallow clone?)"
     git(upstream, "tag", "v0", EARLIER)
     project = generate(upstream, "v0", tmp_path / "project")
     earlier = contents(project)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from harness.answers import alias, as_typed, recorded as answers, secrets as sec
 from harness import compose, dotenv, make
 from harness.dockerfile import base_images
 from harness.postgres import conf_settings
-from harness.render import REPO, project_files
+from harness.render import (PLACEHOLDER_SECRETS, REFRESH_COMMAND, RENDER_SPECIFIC, REPO, project_files,
+                            render_reference, tree_differences)
 
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
 SECRET_QUESTIONS = ("db_password", "db_admin_password", "django_secret_key")
@@ -92,6 +94,46 @@ def test_giga_example_is_the_documents_names(giga_project):
         "giga-db", "giga", "giga_user", "giga_dev_network")
     typed = as_typed(giga_project)
     assert (typed["db_port"], typed["backend_port"], typed["frontend_port"]) == ("5432", "8000", "5173")
+
+
+# ---------------------------------------------------------------------------
+# examples/giga/: the committed render, so that review shows what a template
+# change does to a real project
+# ---------------------------------------------------------------------------
+GIGA_REFERENCE = REPO / "examples/giga"
+
+
+def test_examples_giga_is_the_current_render(tmp_path):
+    differences = tree_differences(GIGA_REFERENCE, render_reference("giga", tmp_path / "giga"))
+    assert not differences, ("examples/giga/ is not what the template renders from examples/giga.yml:\n"
+                             + "\n".join(differences) + f"\nRefresh it with {REFRESH_COMMAND} and commit it.")
+
+
+def test_reference_comparison_sees_every_kind_of_difference(tmp_path):
+    render = tmp_path / "giga"
+    shutil.copytree(GIGA_REFERENCE, render)
+    executable = next(path for path in sorted(render.rglob("*")) if path.is_file() and os.access(path, os.X_OK))
+    (render / "README.md").write_text((render / "README.md").read_text() + "one more line\n")
+    (render / "docs/api-contract.md").unlink()
+    (render / "db/init/50-new.sql").write_text("SELECT 1;\n")
+    executable.chmod(0o644)
+    report = "\n".join(tree_differences(GIGA_REFERENCE, render))
+    assert "+one more line" in report and "committed/README.md" in report
+    assert "not in the render: docs/api-contract.md" in report
+    assert "only in the render: db/init/50-new.sql" in report
+    assert f"executable bit differs: {executable.relative_to(render).as_posix()}" in report
+    assert tree_differences(GIGA_REFERENCE, GIGA_REFERENCE) == []
+
+
+def test_examples_giga_holds_placeholders_and_commits_its_env_files():
+    assert secrets_of(GIGA_REFERENCE) == {key: PLACEHOLDER_SECRETS[key] for key in ("db_admin_password", "db_password")}
+    assert dotenv.load(GIGA_REFERENCE / "back/.env")["DJANGO_SECRET_KEY"] == PLACEHOLDER_SECRETS["django_secret_key"]
+    typed = as_typed(GIGA_REFERENCE)
+    assert {key: typed[key] for key in RENDER_SPECIFIC} == RENDER_SPECIFIC
+    # The render's .gitignore ignores its env files: they must be committed anyway (git add -f).
+    ignored = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--", "."],
+                             cwd=GIGA_REFERENCE, capture_output=True, text=True, check=True).stdout.split()
+    assert ignored == [], f"git add -f these in examples/giga: {ignored}"
 
 
 # ---------------------------------------------------------------------------

@@ -1,23 +1,36 @@
 """`copier update` on real git history never loses a user's work or secrets.
 
-A clone of this repository plays the template's upstream: v1 is tagged, the
-project is rendered from it and committed, the team edits it, upstream ships
-v2, and the project is updated through the CLI, as a maintainer would.
+A clone of this repository plays the template's upstream: its working tree is
+tagged v1, the project is rendered from a tag and committed, the team edits
+it, upstream ships a change, and the project is updated through the CLI
+(no --trust), as a maintainer would. The earlier-version test starts from a
+real earlier commit of this repository (EARLIER) and updates to v1.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+from packaging.version import InvalidVersion, Version
 
 from harness.answers import recorded
-from harness.render import REPO, copier_cli
+from harness.make import targets
+from harness.backend import Backend
+from harness.python import venv_for
+from harness.render import REPO, copier_cli, project_files
 
 ENV_FILES = ("db/.env", "back/.env", "front/.env")
 GIT_IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
+# The template before issue 7's hardening (knox tokens, rate limits, two DB
+# networks...), the first real update a generated project takes.
+EARLIER = "9a68db074f32520b011a74761862a9f92b0a6eff"
+CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -30,26 +43,42 @@ def commit_all(repo: Path, message: str) -> None:
     git(repo, "commit", "--allow-empty", "-qm", message)  # a clean checkout has nothing new
 
 
-@pytest.fixture
-def upstream(tmp_path) -> Path:
+def clone_template(tmp_path: Path) -> Path:
     """A clone of this template, with the working tree's changes, tagged v1."""
     clone = tmp_path / "upstream"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     shutil.copytree(REPO, clone, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__"))
     commit_all(clone, "working tree")
+    tags = git(clone, "tag", "--list").split()
+    if tags:  # this repository's own releases would compete with the test's
+        git(clone, "tag", "--delete", *tags)
     git(clone, "tag", "v1")
     return clone
 
 
 @pytest.fixture
-def project(upstream, tmp_path) -> Path:
-    destination = tmp_path / "project"
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "v1", str(upstream), str(destination))
+def upstream(tmp_path) -> Path:
+    return clone_template(tmp_path)
+
+
+def copy(template: Path, ref: str, destination: Path) -> subprocess.CompletedProcess:
+    result = copier_cli("copy", "--defaults", "--vcs-ref", ref, str(template), str(destination))
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def generate(upstream: Path, ref: str, destination: Path) -> Path:
+    """`copier copy` of `upstream` at `ref`, committed in a new repository."""
+    copy(upstream, ref, destination)
     git(destination, "init", "-q")
-    commit_all(destination, "generated from v1")
+    commit_all(destination, f"generated from {ref}")
     return destination
+
+
+@pytest.fixture
+def project(upstream, tmp_path) -> Path:
+    return generate(upstream, "v1", tmp_path / "project")
 
 
 def snapshot(project: Path) -> dict[str, bytes]:
@@ -67,6 +96,33 @@ def update(project: Path, *args: str) -> subprocess.CompletedProcess:
     result = copier_cli("update", "--defaults", *args, cwd=project)
     assert result.returncode == 0, result.stderr
     return result
+
+
+def check_update(project: Path) -> dict:
+    """`copier check-update`'s verdict: update_available, current_version, latest_version."""
+    result = copier_cli("check-update", "--output-format", "json", cwd=project)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def contents(project: Path) -> dict[str, bytes]:
+    return {p.relative_to(project).as_posix(): p.read_bytes() for p in project_files(project)}
+
+
+def conflicted(project: Path) -> list[str]:
+    """Files an update could not merge: *.rej files, and files with conflict markers."""
+    found = []
+    for name, data in contents(project).items():
+        text = data.decode("utf-8", errors="replace")
+        if name.endswith(".rej") or any(line.startswith(CONFLICT_MARKERS) for line in text.splitlines()):
+            found.append(name)
+    return found
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path} no longer holds {old!r}"
+    path.write_text(text.replace(old, new, 1))
 
 
 def test_update_keeps_secrets_and_the_teams_edits(upstream, project):
@@ -105,3 +161,190 @@ def test_changing_an_answer_retunes_without_touching_secrets(upstream, project):
     assert "mem_limit: 2048m" in (project / "db/docker-compose.yml").read_text()
     assert snapshot(project) == secrets_before
 
+
+
+def test_template_needs_no_trust():
+    """Copier asks for --trust for tasks, migrations and Jinja extensions; every
+    copy and update in this module runs without it."""
+    config = yaml.safe_load((REPO / "copier.yml").read_text())
+    assert not {"_tasks", "_migrations", "_jinja_extensions"} & set(config)
+
+
+def test_the_pinned_copier_meets_the_templates_minimum():
+    minimum = Version(yaml.safe_load((REPO / "copier.yml").read_text())["_min_copier_version"])
+    pins = {
+        "tests/requirements.txt": re.search(r"^copier==(\S+)$", (REPO / "tests/requirements.txt").read_text(),
+                                            flags=re.MULTILINE),
+        "scripts/new-project": re.search(r"copier==(\S+)", (REPO / "scripts/new-project").read_text()),
+    }
+    assert all(pins.values()), pins
+    assert {name: pin.group(1) for name, pin in pins.items() if Version(pin.group(1)) < minimum} == {}
+
+
+def test_changelog_has_an_entry_per_release_newest_first():
+    headings = re.findall(r"^## (.+)$", (REPO / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
+    assert headings[0] == "Unreleased", "the lead's next release collects under Unreleased"
+    versions = [Version(heading) for heading in headings[1:]]  # InvalidVersion if not PEP 440
+    assert versions and versions == sorted(versions, reverse=True)
+    tags = set()
+    for tag in git(REPO, "tag", "--list").split():
+        try:
+            tags.add(Version(tag))
+        except InvalidVersion:
+            continue  # not a release
+    assert tags <= set(versions), f"releases without a CHANGELOG entry: {sorted(map(str, tags - set(versions)))}"
+
+
+def test_a_file_the_team_deleted_stays_deleted(upstream, project):
+    # one file upstream changes in the next release, one it leaves alone
+    deleted = ("front/static/robots.txt", "docs/api-contract.md")
+    for name in deleted:
+        (project / name).unlink()
+    commit_all(project, "the team needs neither")
+    release(upstream, "template/front/static/robots.txt", "Disallow: /admin/\n", "v2")
+    update(project)
+    assert recorded(project)["_commit"] == "v2"
+    assert [name for name in deleted if (project / name).exists()] == []
+
+
+# ---------------------------------------------------------------------------
+# From an earlier version of the template to the newest
+# ---------------------------------------------------------------------------
+# The team's own files: a Django app with an API view and its test, a page.
+TEAM_FILES = {
+    "back/reports/__init__.py": "",
+    "back/reports/apps.py": (
+        "from django.apps import AppConfig\n\n\n"
+        "class ReportsConfig(AppConfig):\n"
+        '    name = "reports"\n'
+    ),
+    "back/reports/views.py": (
+        "from django.conf import settings\n"
+        "from drf_spectacular.utils import extend_schema\n"
+        "from rest_framework import serializers\n"
+        "from rest_framework.permissions import AllowAny\n"
+        "from rest_framework.response import Response\n"
+        "from rest_framework.views import APIView\n\n\n"
+        "class SummarySerializer(serializers.Serializer):\n"
+        "    title = serializers.CharField()\n\n\n"
+        "class SummaryView(APIView):\n"
+        "    permission_classes = [AllowAny]\n\n"
+        "    @extend_schema(responses=SummarySerializer)\n"
+        "    def get(self, request):\n"
+        '        return Response(SummarySerializer({"title": settings.REPORTS_TITLE}).data)\n'
+    ),
+    "back/reports/urls.py": (
+        "from django.urls import path\n\n"
+        "from . import views\n\n"
+        'urlpatterns = [path("summary/", views.SummaryView.as_view(), name="reports-summary")]\n'
+    ),
+    "back/reports/test_reports.py": (
+        "import pytest\n\n\n"
+        "@pytest.mark.django_db\n"
+        "def test_summary_names_the_setting(client):\n"
+        '    response = client.get("/api/reports/summary/")\n'
+        "    assert response.status_code == 200\n"
+        '    assert response.json() == {"title": "Weekly figures"}\n'
+    ),
+    "front/src/routes/reports/+page.svelte": "<h1>Reports</h1>\n\n<p>Weekly figures, every Monday.</p>\n",
+}
+
+
+def team_edits(project: Path) -> dict[str, list[str]]:
+    """The team's edits of generated files: {path: the text it now holds}."""
+    slug = recorded(project)["project_slug"]
+    edits = {
+        f"back/{slug}/settings.py": [
+            ('    "personas",\n]', '    "personas",\n    "reports",\n]'),  # a new app
+            ("\nLOGGING = {", '\n# The title of the weekly report.\nREPORTS_TITLE = "Weekly figures"\n\nLOGGING = {'),
+        ],
+        f"back/{slug}/urls.py": [
+            ('    path("api/", include("personas.urls")),',
+             '    path("api/reports/", include("reports.urls")),\n    path("api/", include("personas.urls")),'),
+        ],
+        "back/pytest.ini": [("testpaths = personas", "testpaths = reports personas")],
+        "db/postgresql.conf": [("work_mem = 4MB", "work_mem = 16MB")],
+    }
+    for name, replacements in edits.items():
+        for old, new in replacements:
+            edit(project / name, old, new)
+    return {name: [new for _, new in replacements] for name, replacements in edits.items()}
+
+
+class Updated:
+    """A project generated at EARLIER, edited by its team, updated to v1."""
+
+    def __init__(self, project: Path, edits: dict[str, list[str]], template_changed: set[str],
+                 env_before: dict[str, bytes], check_before: dict, check_after: dict, message: str):
+        self.project, self.edits, self.template_changed = project, edits, template_changed
+        self.env_before, self.check_before, self.check_after = env_before, check_before, check_after
+        self.message = message  # what `copier update` printed
+
+
+@pytest.fixture(scope="module")
+def updated_from_earlier(tmp_path_factory) -> Updated:
+    tmp_path = tmp_path_factory.mktemp("earlier")
+    upstream = clone_template(tmp_path)
+    known = subprocess.run(["git", "cat-file", "-e", f"{EARLIER}^{{commit}}"], cwd=upstream).returncode == 0
+    assert known, f"{EARLIER} is not in this repository's history (a shallow clone?)"
+    git(upstream, "tag", "v0", EARLIER)
+    project = generate(upstream, "v0", tmp_path / "project")
+    earlier = contents(project)
+    latest = contents(generate(upstream, "v1", tmp_path / "latest"))
+    template_changed = {name for name in earlier.keys() | latest.keys() if earlier.get(name) != latest.get(name)}
+
+    env_before = snapshot(project)
+    edits = team_edits(project)
+    for name, text in TEAM_FILES.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    commit_all(project, "the team's work")
+
+    check_before = check_update(project)
+    result = update(project)  # no --vcs-ref: the newest release, as `copier update` picks it
+    commit_all(project, "update")
+    return Updated(project, edits, template_changed, env_before, check_before, check_update(project),
+                   result.stderr)
+
+
+def test_update_from_an_earlier_version_keeps_the_teams_work(updated_from_earlier):
+    u = updated_from_earlier
+    project = u.project
+    assert recorded(project)["_commit"] == "v1"
+    for name, texts in u.edits.items():
+        text = (project / name).read_text()
+        assert [t for t in texts if t not in text] == [], f"the team's edit of {name} was lost"
+    for name, text in TEAM_FILES.items():
+        assert (project / name).read_text() == text, f"the team's {name} changed"
+    assert snapshot(project) == u.env_before, "an update rewrote an env file"
+    unchanged = set(contents(project)) - u.template_changed
+    assert [name for name in conflicted(project) if name in unchanged or name.endswith(".rej")] == []
+
+
+def test_check_update_sees_the_release_before_and_none_after(updated_from_earlier):
+    u = updated_from_earlier
+    assert u.check_before["update_available"] is True, u.check_before
+    assert u.check_after["update_available"] is False, u.check_after
+
+
+def test_message_after_update_says_what_to_review(updated_from_earlier):
+    message = updated_from_earlier.message
+    skipped = yaml.safe_load((REPO / "copier.yml").read_text())["_skip_if_exists"]
+    for needed in ("git diff", "<<<<<<<", "*.rej", "CHANGELOG.md", ".env.example", "make verify", *skipped):
+        assert needed in message, f"the message after an update does not mention {needed!r}"
+
+
+def test_message_after_copy_gives_the_start_sequence_as_make_targets(tmp_path):
+    result = copy(REPO, "HEAD", tmp_path / "project")
+    steps = re.findall(r"^\s*make ([a-z-]+)", result.stderr, flags=re.MULTILINE)
+    assert steps == ["db-up", "up", "migrate", "verify"], result.stderr
+    assert set(steps) <= set(targets(tmp_path / "project"))
+
+
+@pytest.mark.full
+def test_back_suite_passes_after_the_update(updated_from_earlier, fresh_db_server):
+    project = updated_from_earlier.project
+    backend = Backend(project, fresh_db_server(project), venv_for(project / "back"))
+    result = backend.run("pytest", "-q", "-rA", "-p", "no:cacheprovider", timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "PASSED reports/test_reports.py::test_summary_names_the_setting" in result.stdout

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -34,13 +37,82 @@ def project_files(project: Path) -> list[Path]:
     return sorted(p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts)
 
 
-def render_example(name: str, destination: Path) -> Path:
-    """examples/<name>.yml rendered through the CLI, from HEAD plus uncommitted changes."""
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(example_answers(name)),
+def render_example(name: str, destination: Path, extra: dict | None = None) -> Path:
+    """examples/<name>.yml (and `extra` answers) rendered through the CLI,
+    from HEAD plus uncommitted changes."""
+    answers = {**example_answers(name), **(extra or {})}
+    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(answers),
                         str(REPO), str(destination))
     if result.returncode != 0:
         raise RuntimeError(f"copier failed:\n{result.stderr}")
     return destination
+
+
+# ---------------------------------------------------------------------------
+# examples/<name>/: the committed render of examples/<name>.yml
+# ---------------------------------------------------------------------------
+# Fixed in place of the generated secrets, so that the render is reproducible;
+# long enough for the secret validators (SECRET_KEY: 50 characters).
+PLACEHOLDER_SECRETS = {
+    "db_password": "example-only-not-a-secret-db-password",
+    "db_admin_password": "example-only-not-a-secret-db-admin-password",
+    "django_secret_key": "example-only-not-a-secret-django-secret-key-0123456789",
+}
+# The answers file's lines that say where and from which commit it was
+# rendered: another checkout, or any commit, would change them.
+RENDER_SPECIFIC = {"_commit": "<the template's commit>", "_src_path": "<the template>"}
+REFRESH_COMMAND = "scripts/render-examples"
+
+
+def render_reference(name: str, destination: Path) -> Path:
+    """examples/<name>.yml rendered as examples/<name>/ holds it: placeholder
+    secrets, and the answers file's render-specific lines normalised."""
+    render_example(name, destination, PLACEHOLDER_SECRETS)
+    answers = destination / ".copier-answers.yml"
+    answers.write_text("".join(
+        f"{key}: {RENDER_SPECIFIC[key]}\n" if (key := line.partition(":")[0]) in RENDER_SPECIFIC else line
+        for line in answers.read_text().splitlines(keepends=True)))
+    return destination
+
+
+def tree_files(root: Path) -> dict[str, Path]:
+    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
+
+
+def tree_differences(expected: Path, actual: Path, shown: int = 5) -> list[str]:
+    """What differs from `expected` in `actual`: files added or removed, and
+    for changed files (content or executable bit) a unified diff of the first
+    `shown` of them."""
+    old, new = tree_files(expected), tree_files(actual)
+    differences = [f"only in the render: {name}" for name in sorted(new.keys() - old.keys())]
+    differences += [f"not in the render: {name}" for name in sorted(old.keys() - new.keys())]
+    diffs = 0
+    for name in sorted(old.keys() & new.keys()):
+        before, after = old[name], new[name]
+        if os.access(before, os.X_OK) != os.access(after, os.X_OK):
+            differences.append(f"executable bit differs: {name}")
+        if before.read_bytes() == after.read_bytes():
+            continue
+        if diffs >= shown:
+            differences.append(f"content differs: {name}")
+            continue
+        diffs += 1
+        lines = difflib.unified_diff(before.read_text(errors="replace").splitlines(keepends=True),
+                                     after.read_text(errors="replace").splitlines(keepends=True),
+                                     f"committed/{name}", f"rendered/{name}")
+        differences.append("".join(lines))
+    return differences
+
+
+def refresh_reference(name: str) -> Path:
+    """Replace examples/<name>/ with a fresh render of examples/<name>.yml."""
+    target = REPO / "examples" / name
+    with tempfile.TemporaryDirectory() as scratch:
+        rendered = render_reference(name, Path(scratch) / name)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(rendered, target)
+    return target
 
 
 # ---------------------------------------------------------------------------

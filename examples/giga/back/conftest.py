@@ -1,0 +1,47 @@
+"""Fixtures of the backend's tests. The database is the isolated PostgreSQL
+(pytest-django creates and drops test_<DB_NAME> there); never anything else."""
+
+import pytest
+from knox.models import AuthToken
+from rest_framework.test import APIClient
+
+from personas.models import Usuario
+
+PASSWORD = "a-Strong-passw0rd!"
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def client():
+    return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    return Usuario.objects.create_user("ana", "ana@example.com", PASSWORD)
+
+
+@pytest.fixture
+def staff(db):
+    return Usuario.objects.create_user("jefa", "jefa@example.com", PASSWORD, is_staff=True)
+
+
+def token_client(user):
+    _, token = AuthToken.objects.create(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def user_client(user):
+    return token_client(user)
+
+
+@pytest.fixture
+def staff_client(staff):
+    return token_client(staff)

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Entrypoint of the backend image: wait for the isolated database, optionally
+# migrate, then run the command (granian, runserver, pytest, ...).
+#
+# The database lives in another compose project (db/), so nothing orders the
+# start for us: wait_for_db retries a real connection, one log line per try,
+# and exits non-zero after DB_WAIT_TIMEOUT seconds (compose then restarts us).
+set -eu
+
+if [ "${DJANGO_WAIT_FOR_DB:-1}" = "1" ]; then
+    python manage.py wait_for_db
+fi
+
+# Opt-in: the documented way is
+#   docker exec <slug>_backend_dev python manage.py migrate
+if [ "${DJANGO_MIGRATE_ON_START:-0}" = "1" ]; then
+    python manage.py migrate --noinput
+fi
+
+exec "$@"

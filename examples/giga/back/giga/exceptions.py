@@ -1,0 +1,39 @@
+"""JSON errors: `{"detail": "..."}` for the API, whatever went wrong."""
+
+import logging
+
+from django.db import InterfaceError, OperationalError
+from django.http import JsonResponse
+from django.views import defaults
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def api_exception_handler(exc, context):
+    """DRF's handler, plus: the database being unreachable is a 503, not a 500."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("Database unavailable during %s: %s", context["request"].path, exc)
+        return Response(
+            {"detail": "The database is unavailable; try again shortly."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return exception_handler(exc, context)
+
+
+def _is_api(request):
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def not_found(request, exception=None):
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return JsonResponse({"detail": "Internal server error."}, status=500)
+    return defaults.server_error(request)

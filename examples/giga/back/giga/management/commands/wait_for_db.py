@@ -1,0 +1,65 @@
+"""python manage.py wait_for_db [--timeout SECONDS] [--interval SECONDS]
+
+The isolated database runs in another compose project, so `depends_on`
+cannot order the start: the entrypoint waits here instead. Each attempt
+really opens a connection (authentication included); each failure is logged
+on one line; after --timeout seconds it gives up with exit status 1.
+"""
+
+import os
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import Error as DatabaseError
+
+
+def first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Command(BaseCommand):
+    help = "Wait until the database accepts a connection; exit 1 after --timeout seconds."
+    requires_system_checks = []
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=float(os.environ.get("DB_WAIT_TIMEOUT", "60")),
+            help="Give up after this many seconds (default: $DB_WAIT_TIMEOUT or 60).",
+        )
+        parser.add_argument("--interval", type=float, default=1.0, help="Seconds between attempts (default 1).")
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: default).")
+
+    def handle(self, *args, timeout, interval, database, **options):
+        connection = connections[database]
+        params = connection.settings_dict
+        target = f"{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
+        started = time.monotonic()
+        deadline = started + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                connection.ensure_connection()
+            except DatabaseError as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CommandError(
+                        f"wait_for_db: database {target} still unavailable after {attempt} attempt(s) "
+                        f"in {timeout:g}s: {first_line(exc)}"
+                    ) from exc
+                self.stderr.write(
+                    f"wait_for_db: database {target} unavailable (attempt {attempt}, "
+                    f"{remaining:.0f}s left): {first_line(exc)}"
+                )
+                time.sleep(max(0.0, min(interval, remaining)))
+            else:
+                connection.close()
+                self.stdout.write(
+                    f"wait_for_db: database {target} is up "
+                    f"(attempt {attempt}, {time.monotonic() - started:.1f}s)"
+                )
+                return

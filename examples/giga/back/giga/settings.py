@@ -1,0 +1,293 @@
+"""
+Django settings of the giga backend: development defaults.
+
+The backend has NO database of its own. Every byte of data lives in the
+isolated PostgreSQL of db/ (service `giga-db` on the Docker network
+`giga_dev_network`); this process only connects to it.
+
+Every value comes from the environment (back/.env, passed in by
+`docker compose` as env_file). Django never reads the .env file itself:
+compose's quoting rules ($$, \", ...) are the only ones that apply.
+
+Production: giga/production.py imports this module and hardens it.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from environs import Env
+
+# environs: values are taken verbatim (variable expansion is off by default),
+# so a password starting with "$" is a password, not a reference.
+env = Env(expand_vars=False)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The isolated database's compose service: the only host this backend may use.
+# `manage.py verify_architecture` checks DATABASES["default"]["HOST"] against it.
+DB_SERVICE = "giga-db"
+
+
+def required(name):
+    """The value of environment variable `name`; fail fast, naming it, if missing or empty."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise ImproperlyConfigured(
+            f"The environment variable {name} is not set. It comes from back/.env "
+            "(see back/.env.example); with docker compose it is passed by env_file."
+        )
+    return value
+
+
+def env_list(name, default):
+    """A comma-separated list from the environment, blanks removed."""
+    return [item.strip() for item in env.str(name, default).split(",") if item.strip()]
+
+
+def required_list(name):
+    """env_list(name) with no default: fail fast, naming it, if it lists nothing."""
+    items = env_list(name, "")
+    if not items:
+        raise ImproperlyConfigured(
+            f"The environment variable {name} lists nothing. It comes from back/.env "
+            "(see back/.env.example); with docker compose it is passed by env_file."
+        )
+    return items
+
+
+# ---------------------------------------------------------------------------
+# Core
+# ---------------------------------------------------------------------------
+SECRET_KEY = required("DJANGO_SECRET_KEY")
+DEBUG = env.bool("DJANGO_DEBUG", False)
+
+# The backend's alias on the Docker network: SvelteKit's server calls
+# http://giga-backend:8000/api/... with that Host header.
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", "giga-backend,localhost,127.0.0.1"
+)
+CSRF_TRUSTED_ORIGINS = env_list(
+    "DJANGO_CSRF_TRUSTED_ORIGINS", "http://localhost:5173,http://localhost:8000"
+)
+
+# Every API call comes from SvelteKit's server, which sends the browser's
+# address in X-Forwarded-For. That header is believed only from these hosts
+# (names are resolved with DNS, so the frontend's alias on the Docker network
+# works); from anyone else REMOTE_ADDR is the client. See personas/ratelimit.py.
+TRUSTED_PROXIES = env_list("DJANGO_TRUSTED_PROXIES", "giga-frontend")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "drf_spectacular",
+    # This package is also an app: health view, system checks, wait_for_db,
+    # verify_architecture.
+    "giga",
+    "personas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "giga.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "giga.wsgi.application"
+
+# ---------------------------------------------------------------------------
+# Database: the isolated PostgreSQL, and nothing else
+# ---------------------------------------------------------------------------
+# Persistent connections (CONN_MAX_AGE) spare each request a TCP handshake and
+# a SCRAM login; CONN_HEALTH_CHECKS replaces a dead one, so the backend recovers
+# by itself when giga-db restarts. DB_POOL=1 uses psycopg's pool instead (ASGI,
+# or more threads than connections), which waits its timeout while the DB is down.
+DB_POOL = env.bool("DB_POOL", False)
+DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", 3)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": env.str("DB_HOST", DB_SERVICE),
+        "PORT": env.int("DB_PORT", 5432),
+        "NAME": env.str("DB_NAME", "giga"),
+        "USER": env.str("DB_USER", "giga_user"),
+        "PASSWORD": required("DB_PASSWORD"),
+        "CONN_MAX_AGE": 0 if DB_POOL else env.int("DB_CONN_MAX_AGE", 600),
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            # libpq gives up on an unreachable server after this many seconds,
+            # so /api/health/ answers 503 instead of hanging.
+            "connect_timeout": DB_CONNECT_TIMEOUT,
+            "application_name": "giga-backend",
+        },
+    }
+}
+if DB_POOL:
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", 2),
+        # Per worker process: its number of threads (GRANIAN_BLOCKING_THREADS) is enough.
+        "max_size": env.int("DB_POOL_MAX_SIZE", 4),
+        # A request waits at most this long for a connection, then fails (503).
+        "timeout": DB_CONNECT_TIMEOUT,
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "personas.Usuario"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ---------------------------------------------------------------------------
+# Internationalization
+# ---------------------------------------------------------------------------
+LANGUAGE_CODE = env.str("DJANGO_LANGUAGE_CODE", "en-us")
+TIME_ZONE = env.str("TZ", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# ---------------------------------------------------------------------------
+# Static files (the admin's): runserver serves them in development;
+# production.py adds WhiteNoise, and the production image runs collectstatic.
+# ---------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ---------------------------------------------------------------------------
+# Email: EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587
+# (smtp://, smtp+tls:// for STARTTLS, smtps:// for implicit TLS, console://).
+# ---------------------------------------------------------------------------
+ADMIN_EMAIL = env.str("DJANGO_ADMIN_EMAIL", "admin@giga.localhost")
+ADMINS = [ADMIN_EMAIL]
+MANAGERS = ADMINS
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", ADMIN_EMAIL)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+
+def mailer_from_url(url):
+    """A MAILERS entry from an EMAIL_URL."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "console":
+        return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    schemes = {
+        "smtp": {},
+        "smtp+tls": {"use_tls": True},
+        "smtps": {"use_ssl": True},
+    }
+    if parts.scheme not in schemes:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must start with smtp://, smtp+tls://, smtps:// or console:// (got {parts.scheme}://)"
+        )
+    options = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[parts.scheme],
+        "timeout": 10,
+        **schemes[parts.scheme],
+    }
+    if parts.username:
+        options["username"] = unquote(parts.username)
+        options["password"] = unquote(parts.password or "")
+    return {"BACKEND": "django.core.mail.backends.smtp.EmailBackend", "OPTIONS": options}
+
+
+MAILERS = {"default": mailer_from_url(env.str("EMAIL_URL", "console://"))}
+
+# ---------------------------------------------------------------------------
+# REST API (docs/api-contract.md)
+# ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # SvelteKit's server sends `Authorization: Token <key>`. Token auth alone,
+    # so a request without credentials gets 401 (not 403) and no CSRF applies.
+    # django-rest-knox: tokens expire and only their hash is stored.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["giga.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only: a form-encoded body gets 415 with a reason.
+    "DEFAULT_PARSER_CLASSES": ["giga.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "giga.exceptions.api_exception_handler",
+}
+
+# Tokens live DJANGO_TOKEN_TTL_HOURS (24: a stolen token is useless by the
+# next day, and a user logs in at most once a day), then answer 401; logging
+# out revokes one at once. SvelteKit's session cookie gets the same lifetime
+# from the login response's "expiry".
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=env.int("DJANGO_TOKEN_TTL_HOURS", 24)),
+    "AUTH_HEADER_PREFIX": "Token",
+}
+
+# Brute-force limits of login (API and admin) and signup, "<attempts>/<period>"
+# (period: s, min, hour or day), counted per client address and per account
+# (the username tried) in this database, so that every server process shares
+# them. The account limit holds however many addresses an attacker has.
+RATE_LIMITS = {
+    "login_client": env.str("DJANGO_RATE_LOGIN_CLIENT", "20/min"),
+    "login_account": env.str("DJANGO_RATE_LOGIN_ACCOUNT", "5/min"),
+    "signup_client": env.str("DJANGO_RATE_SIGNUP_CLIENT", "20/hour"),
+    "signup_account": env.str("DJANGO_RATE_SIGNUP_ACCOUNT", "5/min"),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Giga API",
+    "DESCRIPTION": "REST API of the backend; the data lives in the isolated PostgreSQL.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# ---------------------------------------------------------------------------
+# Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`
+# ---------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Replaces Django's own console handler (DEBUG only), so each line is logged once.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,72 @@
+"""GET /api/health/: the backend is up and the isolated database answers.
+
+The public (the image's HEALTHCHECK, SvelteKit, anyone) learns only that:
+{"status": "ok"} or 503 {"status": "unavailable"}. The reason of a failure
+(libpq's message names the host, address, port and role) goes to the log; a
+staff token also gets the details in the answer.
+"""
+
+import logging
+
+from django.db import DatabaseError, connection, transaction
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personas.models import Usuario
+
+from .authentication import TokenAuthentication
+
+logger = logging.getLogger(__name__)
+
+# A query waiting on a lock (e.g. a migration holding the users table) is
+# cancelled after this long: the health check answers, it never hangs.
+HEALTH_STATEMENT_TIMEOUT_MS = 2000
+
+
+def database_status():
+    """(True, number of users) or (False, reason). Never raises."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {HEALTH_STATEMENT_TIMEOUT_MS:d}")
+            return True, Usuario.objects.count()
+    except Exception as exc:  # noqa: BLE001 -- any failure is "unavailable", never a 500
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logger.warning("Health check: database unavailable: %s", reason)
+        return False, reason
+
+
+def is_staff(request):
+    """A valid staff token, if any; a missing or bad one is just the public."""
+    try:
+        result = TokenAuthentication().authenticate(request)
+    except (AuthenticationFailed, DatabaseError):
+        return False
+    return bool(result and result[0].is_staff)
+
+
+class HealthView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Backend and database health",
+        description='Staff tokens also get "database" and "users" (or "detail" on 503).',
+        responses={
+            200: inline_serializer("Health", {"status": serializers.CharField()}),
+            503: inline_serializer("HealthUnavailable", {"status": serializers.CharField()}),
+        },
+    )
+    def get(self, request):
+        ok, result = database_status()
+        if not ok:
+            # Staff cannot be told apart without the database: the reason is in the log.
+            return Response({"status": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        body = {"status": "ok"}
+        if is_staff(request):
+            body.update(database="ok", users=result)
+        return Response(body)

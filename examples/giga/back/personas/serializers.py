@@ -1,0 +1,94 @@
+"""Serializers of the API (docs/api-contract.md)."""
+
+from django.contrib.auth import authenticate
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.settings import api_settings
+
+from .models import Usuario
+
+
+class StrictFieldsMixin:
+    """A body key that is not a writable field is a 400, not silently ignored:
+    {"non_field_errors": ["Unknown field(s): is_staff"]}."""
+
+    def to_internal_value(self, data):
+        unknown = []
+        if hasattr(data, "keys"):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(str(key) for key in data.keys() if key not in writable)
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if unknown and isinstance(exc.detail, dict):
+                exc.detail.setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).insert(
+                    0, f"Unknown field(s): {', '.join(unknown)}"
+                )
+            raise
+        if unknown:
+            raise serializers.ValidationError(
+                {api_settings.NON_FIELD_ERRORS_KEY: [f"Unknown field(s): {', '.join(unknown)}"]}
+            )
+        return value
+
+
+class UsuarioSerializer(serializers.ModelSerializer):
+    """The user object of every response."""
+
+    class Meta:
+        model = Usuario
+        fields = ["id", "username", "email", "is_staff", "date_joined"]
+        read_only_fields = fields
+
+
+class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    email = serializers.EmailField(max_length=254)
+    # Long passphrases are welcome; the cap only bounds the hashing work.
+    password = serializers.CharField(
+        write_only=True, max_length=1024, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+    class Meta:
+        model = Usuario
+        fields = ["id", "username", "email", "password", "is_staff", "date_joined"]
+        read_only_fields = ["id", "is_staff", "date_joined"]
+
+    def validate(self, attrs):
+        # Django's AUTH_PASSWORD_VALIDATORS, with the user's own attributes so
+        # that a password like the username is refused too.
+        candidate = Usuario(username=attrs.get("username", ""), email=attrs.get("email", ""))
+        try:
+            password_validation.validate_password(attrs["password"], user=candidate)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
+        return attrs
+
+    def create(self, validated_data):
+        return Usuario.objects.create_user(
+            validated_data["username"], validated_data["email"], validated_data["password"]
+        )
+
+    def to_representation(self, instance):
+        return UsuarioSerializer(instance, context=self.context).data
+
+
+class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
+
+    def validate(self, attrs):
+        user = authenticate(
+            request=self.context.get("request"), username=attrs["username"], password=attrs["password"]
+        )
+        if user is None:
+            # The same words as DRF's own obtain_auth_token.
+            raise serializers.ValidationError("Unable to log in with provided credentials.", code="authorization")
+        attrs["user"] = user
+        return attrs
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expiry = serializers.DateTimeField()
+    user = UsuarioSerializer()

@@ -1,0 +1,96 @@
+"""/api/auth/... and /api/users/... (docs/api-contract.md)."""
+
+from django.contrib.auth.models import update_last_login
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from knox.models import AuthToken
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import Usuario
+from .ratelimit import AttemptThrottle
+from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
+
+
+class SignupView(generics.CreateAPIView):
+    """POST /api/auth/signup/ -> 201 user."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AttemptThrottle]
+    rate_limit_scope = "signup"
+    serializer_class = SignupSerializer
+
+    @extend_schema(responses={201: UsuarioSerializer})
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    def perform_create(self, serializer):
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except IntegrityError:
+            # Two signups raced for the same username past the validator.
+            raise ValidationError({"username": ["A user with that username already exists."]}) from None
+
+
+class LoginView(APIView):
+    """POST /api/auth/login/ -> 200 {"token", "expiry", "user"}: a new token
+    per login (one per browser), valid REST_KNOX["TOKEN_TTL"]."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [AttemptThrottle]
+    rate_limit_scope = "login"
+
+    @extend_schema(request=LoginSerializer, responses={200: TokenSerializer})
+    def post(self, request):
+        serializer = LoginSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+        instance, token = AuthToken.objects.create(user)
+        update_last_login(None, user)
+        return Response({"token": token, "expiry": instance.expiry, "user": UsuarioSerializer(user).data})
+
+
+class LogoutView(APIView):
+    """POST /api/auth/logout/ -> 204; this token is revoked (the user's other
+    sessions keep theirs)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        request.auth.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(generics.RetrieveAPIView):
+    """GET /api/auth/me/ -> 200 user."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = UsuarioSerializer
+
+    def get_object(self):
+        return self.request.user
+
+
+class UsuarioListView(generics.ListAPIView):
+    """GET /api/users/?page=N -> paginated users, staff only."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = UsuarioSerializer
+    queryset = Usuario.objects.order_by("id")
+
+
+class UsuarioDetailView(generics.RetrieveAPIView):
+    """GET /api/users/<id>/ -> user, staff only."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = UsuarioSerializer
+    queryset = Usuario.objects.all()

@@ -1,0 +1,37 @@
+// Runs a form action as SvelteKit would: a real POST request, a cookie jar,
+// and locals with an API client pointed at a test server.
+import { isActionFailure, isRedirect, type ActionFailure, type Cookies } from '@sveltejs/kit';
+import { createApiClient } from '$lib/server/api';
+
+type Action = (event: never) => unknown;
+
+export type ActionOutcome =
+	| { kind: 'failure'; status: number; data: unknown; cookies: Map<string, string> }
+	| { kind: 'redirect'; location: string; cookies: Map<string, string> };
+
+export async function runAction(
+	action: Action,
+	options: { url: string; form: Record<string, string>; apiUrl: string }
+): Promise<ActionOutcome> {
+	const jar = new Map<string, string>();
+	const cookies = {
+		get: (name: string) => jar.get(name),
+		set: (name: string, value: string) => void jar.set(name, value),
+		delete: (name: string) => void jar.delete(name)
+	} as unknown as Cookies;
+	const url = new URL(options.url);
+	const request = new Request(url, { method: 'POST', body: new URLSearchParams(options.form) });
+	const api = createApiClient({ baseUrl: options.apiUrl, clientAddress: '203.0.113.7' });
+	const locals: App.Locals = { api, user: null, apiUnavailable: false };
+	try {
+		const result = await action({ request, url, cookies, locals } as never);
+		if (isActionFailure(result)) {
+			const failure = result as ActionFailure<unknown>;
+			return { kind: 'failure', status: failure.status, data: failure.data, cookies: jar };
+		}
+		throw new Error(`the action returned ${JSON.stringify(result)}`);
+	} catch (thrown) {
+		if (isRedirect(thrown)) return { kind: 'redirect', location: thrown.location, cookies: jar };
+		throw thrown;
+	}
+}

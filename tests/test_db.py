@@ -24,7 +24,7 @@ import yaml
 
 from harness import compose, dotenv, make
 from harness.answers import POSTGRES_VERSIONS, recorded, secrets as secrets_of
-from harness.dockerfile import dockerfile_stages
+from harness.dockerfile import base_images, dockerfile_stages
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.net import free_port
 from harness.postgres import (EMBEDDED_POSTGRES, PostgresServer, conf_settings, dockerfile_image,
@@ -42,7 +42,9 @@ def test_db_compose_service(versioned_project):
     assert service["build"] == "." and service["env_file"] == ".env"
     data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
     assert service["volumes"] == [f"db_data:{data_path}", "./backups:/backups"]
-    assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == f"{a['project_slug']}_db_data"
+    # one volume per major: a new major starts on an empty one, the old one stays (make db-upgrade)
+    assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == \
+        f"{a['project_slug']}_db_data_{a['postgres_version']}"
     health = service["healthcheck"]
     assert {"start_period", "interval", "retries"} <= set(health)
     assert service["stop_grace_period"] == "60s" and service["shm_size"] == "256mb"
@@ -145,7 +147,7 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
     assert not service.get("privileged")
 
 
-DB_SCRIPTS = ("backup", "list-backups", "restore")
+DB_SCRIPTS = ("backup", "list-backups", "restore", "upgrade-from")
 
 
 def test_backup_scripts_are_installed_in_the_image(versioned_project):
@@ -155,6 +157,55 @@ def test_backup_scripts_are_installed_in_the_image(versioned_project):
     for name in DB_SCRIPTS:
         assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
     assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
+
+
+def upgrade_plan(project: Path) -> dict[int, tuple[str, str]]:
+    """scripts/db-upgrade's map, evaluated by bash: major -> (exact image, data mount)."""
+    listing = subprocess.run(
+        ["bash", "-c", 'eval "$(grep "^declare -A" "$1")"; for m in "${!images[@]}"; do echo "$m ${images[$m]} ${mounts[$m]}"; done',
+         "bash", str(project / "scripts/db-upgrade")], capture_output=True, text=True, check=True).stdout
+    return {int(major): (image, mount) for major, image, mount in map(str.split, listing.splitlines())}
+
+
+def test_upgrade_script_starts_each_major_as_its_own_files_do(versioned_project, default_project):
+    """The old server of `make db-upgrade FROM=<major>` runs the image that major's
+    Dockerfile names, with the volume where that major's compose file mounts it."""
+    plan = upgrade_plan(versioned_project)
+    assert sorted(plan) == POSTGRES_VERSIONS
+    assert plan == upgrade_plan(default_project), "the map does not depend on the rendered major"
+    major = recorded(versioned_project)["postgres_version"]
+    image, mount = plan[major]
+    assert base_images(versioned_project / "db/Dockerfile") == [image]
+    assert dockerfile_image(versioned_project / "db")[0] == major
+    _, service = compose.db_service(versioned_project)
+    assert f"db_data:{mount}" in service["volumes"]
+
+
+def upgrade_script(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """scripts/db-upgrade with no Docker engine: only what it does before Docker can run."""
+    return subprocess.run([str(project / "scripts/db-upgrade"), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60, cwd=project)
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "usage: scripts/db-upgrade FROM"),
+    (["14"], "usage: scripts/db-upgrade FROM"),
+    (["16x"], "usage: scripts/db-upgrade FROM"),
+    (["18"], "FROM must be an older major (got 18)"),
+    (["16", "--yes"], "usage: scripts/db-upgrade FROM"),
+], ids=["no FROM", "not offered", "not a major", "the current major", "unknown option"])
+def test_db_upgrade_refuses_a_wrong_from_before_touching_docker(render, args, message):
+    result = upgrade_script(render({"postgres_version": 18}), *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "docker" not in result.stderr.lower()
+
+
+def test_db_upgrade_refuses_without_the_old_volume(render):
+    """No Docker engine here, so no volume: the script stops at its first Docker call."""
+    project = render({"postgres_version": 18})
+    result = upgrade_script(project, "16")
+    assert result.returncode == 1, result.stderr
+    assert "cannot use the PostgreSQL 16 volume giga_db_data_16; nothing was changed" in result.stderr
 
 
 def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path):

@@ -27,7 +27,7 @@ from harness.answers import POSTGRES_VERSIONS, recorded, secrets as secrets_of
 from harness.dockerfile import base_images, dockerfile_stages
 from harness.inputs import AWKWARD_PASSWORDS
 from harness.net import free_port
-from harness.postgres import (EMBEDDED_POSTGRES, PostgresServer, conf_settings, dockerfile_image,
+from harness.postgres import (EMBEDDED_POSTGRES, PostgresServer, client_bindir, conf_settings, dockerfile_image,
                               dockerfile_major, start_project_db)
 from harness.render import REPO, copier_cli, data_args, example_answers
 
@@ -891,3 +891,102 @@ def test_a_failed_backup_deletes_no_older_dump(backup_db, tmp_path, env, message
     result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path), **{"BACKUP_KEEP": "1", **env})
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert {p.name for p in tmp_path.iterdir()} == older
+
+
+# ---------------------------------------------------------------------------
+# Major-version upgrade: db/bin/upgrade-from, as `make db-upgrade` runs it in
+# the new container, from a real PostgreSQL 16 to a real 18
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def upgrade_projects(render) -> tuple[Path, Path]:
+    """The project at 16, and again at 18 with the same secrets, as `copier
+    update -d postgres_version=18` leaves it (db/.env is never rewritten)."""
+    old = render({"postgres_version": 16})
+    return old, render({"postgres_version": 18, **secrets_of(old)})
+
+
+@pytest.fixture(scope="module")
+def old_db(upgrade_projects):
+    """The 16 server, holding the app's data, written by the app role."""
+    server = start_project_db(upgrade_projects[0])
+    app_query(server, APP_DATA)
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def new_db(upgrade_projects):
+    """A first start of the 18 server: init/ has run, the app's database is empty."""
+    server = start_project_db(upgrade_projects[1])
+    yield server
+    server.destroy()
+
+
+def upgrade_from(new: PostgresServer, old_host: str, old_port: int, *args: str,
+                 backup_dir: Path) -> subprocess.CompletedProcess:
+    """In the new container: its environment, the Unix socket, the new major's client programs first."""
+    return db_script(new, "upgrade-from", old_host, str(old_port), *args, container=True,
+                     PATH=f"{client_bindir(new.major)}:{os.environ['PATH']}", BACKUP_DIR=str(backup_dir))
+
+
+@pytest.mark.full
+def test_upgrade_from_16_to_18_brings_every_row_and_keeps_the_old_data(old_db, new_db, tmp_path):
+    assert (old_db.major, new_db.major) == (16, 18)
+    original = app_state(old_db)
+    assert original["users"][0] == 50 and original["orders"][0] == 4000
+    result = upgrade_from(new_db, old_db.address, old_db.port, backup_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 tables, the same row counts on both" in result.stdout
+    assert app_state(new_db) == original  # row counts, checksums of every column, sequences, extension
+    assert app_state(old_db) == original, "the old data is only read"
+    # the dump is kept, owner-only, and named for the upgrade
+    (dump,) = tmp_path.iterdir()
+    assert re.fullmatch(rf"{new_db.app['dbname']}-pg16-to-pg18-\d{{8}}T\d{{6}}Z\.dump", dump.name)
+    assert dump.stat().st_mode & 0o077 == 0
+    # the objects belong to the app role, which keeps migrating them
+    owners = app_query(new_db, "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert owners == [(new_db.app["user"],)]
+    app_query(new_db, "ALTER TABLE orders ADD COLUMN paid boolean; INSERT INTO users (email, joined) VALUES ('n@ew', now())")
+
+
+def _other_password(old: PostgresServer):
+    """The old server's app role has another password than db/.env's."""
+    def set_password(password: str):
+        admin_query(old, psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            psycopg.sql.Identifier(old.app["user"]), psycopg.sql.Literal(password)))
+    set_password("another password")
+    return lambda: set_password(old.app["password"])
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("point, message", [
+    (lambda old, new: (old.address, free_port()), "cannot connect to database 'giga' as 'giga_user' on the old server"),
+    (lambda old, new: (old.address, old.port, _other_password(old)), "cannot connect to database 'giga' as 'giga_user' on the old server"),
+    (lambda old, new: (new.address, new.port), "the old server runs PostgreSQL 18 and this one 18: not an upgrade"),
+], ids=["old server unreachable", "wrong password on the old server", "same major"])
+def test_a_bad_upgrade_fails_clearly_and_changes_nothing(old_db, new_db, tmp_path, point, message):
+    before, original = app_state(new_db), app_state(old_db)
+    host, port, *undo = point(old_db, new_db)
+    try:
+        result = upgrade_from(new_db, host, port, backup_dir=tmp_path)
+    finally:
+        for step in undo:
+            step()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert message in result.stderr and "nothing was changed" in result.stderr, result.stderr
+    assert app_state(new_db) == before and app_state(old_db) == original
+    assert not list(tmp_path.iterdir()), "no dump is left behind"
+
+
+@pytest.mark.full
+def test_upgrade_refuses_a_database_with_tables_unless_forced(old_db, new_db, tmp_path):
+    """E.g. the backend migrated the new, empty database before the upgrade."""
+    app_query(new_db, "CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (1, 'new@one')")
+    before = app_state(new_db)
+    refused = upgrade_from(new_db, old_db.address, old_db.port, backup_dir=tmp_path)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "already holds tables (1); nothing was changed" in refused.stderr, refused.stderr
+    assert app_state(new_db) == before and not list(tmp_path.iterdir())
+    forced = upgrade_from(new_db, old_db.address, old_db.port, "--force", backup_dir=tmp_path)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert app_state(new_db) == app_state(old_db)

@@ -147,7 +147,8 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
     assert not service.get("privileged")
 
 
-DB_SCRIPTS = ("backup", "list-backups", "restore", "upgrade-from")
+BACKUP_SCRIPTS = ("backup", "list-backups", "restore")
+DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from")  # upgrade-from: see make db-upgrade
 
 
 def test_backup_scripts_are_installed_in_the_image(versioned_project):
@@ -252,7 +253,7 @@ def test_readme_documents_the_backup_scripts_by_their_installed_names(default_pr
         a = recorded(project)
         section = (project / "db/README.md").read_text().split("## Backups", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(rf"docker exec (?:-it )?{a['project_slug']}_db_dev ([\w-]+)", section))
-        assert documented == set(DB_SCRIPTS), documented
+        assert documented == set(BACKUP_SCRIPTS), documented
         assert "pg_restore -U" not in section and "{{" not in section
         assert re.search(r"^PGHOST=\S+ PGPORT=\S+ ", section, re.M), section
 

@@ -180,6 +180,10 @@ def test_upgrade_script_starts_each_major_as_its_own_files_do(versioned_project,
     assert dockerfile_image(versioned_project / "db")[0] == major
     _, service = compose.db_service(versioned_project)
     assert f"db_data:{mount}" in service["volumes"]
+    # the old server joins the database's network, where the new container reaches it
+    script = (versioned_project / "scripts/db-upgrade").read_text()
+    assert f"--network {service['networks'][0]} " in script
+    assert f"docker exec {service['container_name']} upgrade-from " in script
 
 
 def upgrade_script(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -207,6 +211,21 @@ def test_db_upgrade_refuses_without_the_old_volume(render):
     result = upgrade_script(project, "16")
     assert result.returncode == 1, result.stderr
     assert "cannot use the PostgreSQL 16 volume giga_db_data_16; nothing was changed" in result.stderr
+
+
+def test_readme_documents_the_upgrade_its_rollback_and_the_old_volume(versioned_project):
+    a = recorded(versioned_project)
+    major, volume = a["postgres_version"], compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"]
+    section = (versioned_project / "db/README.md").read_text().split("## Upgrading PostgreSQL to a new major\n", 1)[1]
+    newer = [v for v in POSTGRES_VERSIONS if v > major]
+    target = str(newer[-1]) if newer else "<new>"
+    commands = [line.split("#")[0].strip() for line in section.splitlines()]
+    # the two steps, in order, from this major
+    assert commands.index(f"copier update -d postgres_version={target}") < commands.index(f"make db-upgrade FROM={major}")
+    # rollback: render the old major again; then delete its volume, by the name compose gives it
+    assert f"copier update -d postgres_version={major}" in commands
+    assert f"docker volume rm {volume}" in commands
+    assert "{{" not in section
 
 
 def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path):

@@ -979,12 +979,14 @@ def _other_password(old: PostgresServer):
 
 
 @pytest.mark.full
-@pytest.mark.parametrize("point, message", [
-    (lambda old, new: (old.address, free_port()), "cannot connect to database 'giga' as 'giga_user' on the old server"),
-    (lambda old, new: (old.address, old.port, _other_password(old)), "cannot connect to database 'giga' as 'giga_user' on the old server"),
-    (lambda old, new: (new.address, new.port), "the old server runs PostgreSQL 18 and this one 18: not an upgrade"),
+@pytest.mark.parametrize("point, message, reason", [
+    (lambda old, new: (old.address, free_port()), "cannot connect to database 'giga' as 'giga_user' on the old server",
+     "Connection refused"),
+    (lambda old, new: (old.address, old.port, _other_password(old)),
+     "cannot connect to database 'giga' as 'giga_user' on the old server", "password authentication failed"),
+    (lambda old, new: (new.address, new.port), "the old server runs PostgreSQL 18 and this one 18: not an upgrade", ""),
 ], ids=["old server unreachable", "wrong password on the old server", "same major"])
-def test_a_bad_upgrade_fails_clearly_and_changes_nothing(old_db, new_db, tmp_path, point, message):
+def test_a_bad_upgrade_fails_clearly_and_changes_nothing(old_db, new_db, tmp_path, point, message, reason):
     before, original = app_state(new_db), app_state(old_db)
     host, port, *undo = point(old_db, new_db)
     try:
@@ -994,6 +996,7 @@ def test_a_bad_upgrade_fails_clearly_and_changes_nothing(old_db, new_db, tmp_pat
             step()
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stderr and "nothing was changed" in result.stderr, result.stderr
+    assert reason in result.stderr, result.stderr
     assert app_state(new_db) == before and app_state(old_db) == original
     assert not list(tmp_path.iterdir()), "no dump is left behind"
 

@@ -959,8 +959,11 @@ def test_upgrade_from_16_to_18_brings_every_row_and_keeps_the_old_data(old_db, n
     assert "2 tables, the same row counts on both" in result.stdout
     assert app_state(new_db) == original  # row counts, checksums of every column, sequences, extension
     assert app_state(old_db) == original, "the old data is only read"
-    # the dump is kept, owner-only, and named for the upgrade
-    (dump,) = tmp_path.iterdir()
+    # the dump is kept, owner-only, named for the upgrade, out of backup's retention and list-backups
+    (dump,) = tmp_path.rglob("*.dump")
+    assert dump.parent == tmp_path / "upgrades"
+    listed = db_script(new_db, "list-backups", container=True, BACKUP_DIR=str(tmp_path))
+    assert listed.returncode == 0 and dump.name not in listed.stdout, listed.stdout + listed.stderr
     assert re.fullmatch(rf"{new_db.app['dbname']}-pg16-to-pg18-\d{{8}}T\d{{6}}Z\.dump", dump.name)
     assert dump.stat().st_mode & 0o077 == 0
     # the objects belong to the app role, which keeps migrating them
@@ -998,7 +1001,7 @@ def test_a_bad_upgrade_fails_clearly_and_changes_nothing(old_db, new_db, tmp_pat
     assert message in result.stderr and "nothing was changed" in result.stderr, result.stderr
     assert reason in result.stderr, result.stderr
     assert app_state(new_db) == before and app_state(old_db) == original
-    assert not list(tmp_path.iterdir()), "no dump is left behind"
+    assert not list(tmp_path.rglob("*.dump")), "no dump is left behind"
 
 
 @pytest.mark.full
@@ -1009,7 +1012,7 @@ def test_upgrade_refuses_a_database_with_tables_unless_forced(old_db, new_db, tm
     refused = upgrade_from(new_db, old_db.address, old_db.port, backup_dir=tmp_path)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "already holds tables (1); nothing was changed" in refused.stderr, refused.stderr
-    assert app_state(new_db) == before and not list(tmp_path.iterdir())
+    assert app_state(new_db) == before and not list(tmp_path.rglob("*.dump"))
     forced = upgrade_from(new_db, old_db.address, old_db.port, "--force", backup_dir=tmp_path)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert app_state(new_db) == app_state(old_db)

@@ -216,7 +216,7 @@ def test_shell_scripts_pass_shellcheck(example):
     scripts = [p for p in project_files(example)
                if "node_modules" not in p.parts
                and (p.suffix == ".sh" or p.read_bytes()[:2] == b"#!" and b"sh" in p.read_bytes().split(b"\n")[0])]
-    assert {example / "db/init/10-app-role.sh", example / "back/docker-entrypoint.sh",
+    assert {example / "db/init/10-app-role.sh", example / "back/docker-entrypoint.sh", example / "scripts/db-upgrade",
             *(example / "db/bin").iterdir()} <= set(scripts)
     result = run_tool("shellcheck", *map(str, scripts))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -404,7 +404,7 @@ def test_ci_runs_the_readmes_test_command():
 # ---------------------------------------------------------------------------
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
-FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "logs", "down"]
+FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "logs", "down"]
 
 
 def test_make_help_lists_the_flow_in_order(example):
@@ -442,6 +442,13 @@ def test_make_restore_asks_unless_yes_and_needs_a_file(example):
         ["docker", "exec", "-i", db, "restore", "a.dump", "--yes"]
     result = make.make(example, "restore")
     assert result.returncode != 0 and "FILE is required" in result.stderr, result.stderr
+
+
+def test_make_db_upgrade_runs_the_upgrade_script_and_needs_from(example):
+    assert make.commands(example, "db-upgrade", FROM="16")[-1] == ["scripts/db-upgrade", "16"]
+    assert make.commands(example, "db-upgrade", FROM="17", FORCE="1")[-1] == ["scripts/db-upgrade", "17", "--force"]
+    result = make.make(example, "db-upgrade")
+    assert result.returncode != 0 and "FROM is required" in result.stderr, result.stderr
 
 
 # ---------------------------------------------------------------------------

@@ -106,6 +106,16 @@ def test_postgresql_conf_is_tuned_from_the_memory_limit(render, memory_mb, expec
             conf["work_mem"], conf["wal_buffers"]) == expected
 
 
+@pytest.mark.parametrize("memory_mb", [256, 1024, 65536])
+def test_checkpoints_are_spaced_for_writes_with_durability_on(render, memory_mb):
+    # Measured by tests/benchmarks/bench_postgresql_conf.py (docs/benchmarks.md):
+    # fewer checkpoints, fewer full-page images in the WAL; durability untouched.
+    conf = conf_settings(render({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
+    assert (conf["checkpoint_timeout"], conf["max_wal_size"], conf["min_wal_size"],
+            conf["checkpoint_completion_target"]) == ("15min", "4GB", "1GB", "0.9")
+    assert (conf["fsync"], conf["full_page_writes"], conf["synchronous_commit"]) == ("on", "on", "on")
+
+
 def hba_lines(project: Path) -> list[list[str]]:
     return [line.split() for line in (project / "db/pg_hba.conf").read_text().splitlines()
             if line.strip() and not line.lstrip().startswith("#")]
@@ -385,6 +395,13 @@ def test_durability_is_on(db):
     for setting in ("fsync", "full_page_writes", "synchronous_commit", "data_checksums"):
         (value,), = admin_query(db, f"SHOW {setting}")
         assert value == "on", setting
+
+
+@pytest.mark.full
+def test_checkpoint_spacing_is_in_force(db):
+    settings = dict(admin_query(db, "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN"
+                                    " ('checkpoint_timeout', 'max_wal_size', 'min_wal_size')"))
+    assert settings == {"checkpoint_timeout": "900s", "max_wal_size": "4096MB", "min_wal_size": "1024MB"}
 
 
 @pytest.mark.full

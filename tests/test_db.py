@@ -55,7 +55,7 @@ def test_db_compose_owns_the_network(versioned_project):
     network = compose.load(versioned_project / "db/docker-compose.yml")["networks"][a["network_name"]]
     assert network["name"] == a["network_name"] and not network.get("external")
     _, service = compose.db_service(versioned_project)
-    assert service["networks"] == [a["network_name"]]
+    assert service["networks"] == [a["network_name"], "default"], "the shared network, and its own project's"
 
 
 def test_db_port_is_published_on_loopback_only(default_project, render):
@@ -118,6 +118,8 @@ def test_pg_hba_never_trusts_tcp_and_ends_in_reject(versioned_project):
     assert tcp[-2:] == [["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]]
     network_rules = [line for line in tcp if line[3] == "samenet"]
     assert network_rules == [["host", f"{a['db_name']},test_{a['db_name']},postgres", a["db_user"],
+                              "samenet", "scram-sha-256"],
+                             ["host", a["db_name"], dotenv.load(versioned_project / "db/.env")["MONITOR_DB_USER"],
                               "samenet", "scram-sha-256"]]
 
 
@@ -146,13 +148,15 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 
 
 DB_SCRIPTS = ("backup", "list-backups", "restore")
+# The `backup` profile's command, not run by hand.
+SCHEDULED_BACKUP = "backup-every"
 
 
 def test_backup_scripts_are_installed_in_the_image(versioned_project):
     """db/bin/ is copied, executable, onto the image's PATH, for `docker exec <db> backup`."""
     db_dir = versioned_project / "db"
-    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted(DB_SCRIPTS)
-    for name in DB_SCRIPTS:
+    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted([*DB_SCRIPTS, SCHEDULED_BACKUP])
+    for name in (*DB_SCRIPTS, SCHEDULED_BACKUP):
         assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
     assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
 
@@ -243,9 +247,11 @@ def test_init_scripts_keep_secrets_off_command_lines(versioned_project):
         for line in script.read_text().splitlines():
             if re.search(r"\$\{?\w*PASSWORD", line):
                 assert re.fullmatch(r': "\$\{\w+:\?[^}]*\}"', line), f"{script.name}: {line}"
-    role_script = (versioned_project / "db/init/10-app-role.sh").read_text()
-    assert "\\getenv app_password APP_DB_PASSWORD" in role_script and "<<'SQL'" in role_script
-    assert "PASSWORD :'app_password'" in role_script
+    for name, variable, password in [("10-app-role.sh", "APP_DB_PASSWORD", "app_password"),
+                                     ("30-monitor-role.sh", "MONITOR_DB_PASSWORD", "monitor_password")]:
+        role_script = (versioned_project / "db/init" / name).read_text()
+        assert f"\\getenv {password} {variable}" in role_script and "<<'SQL'" in role_script, name
+        assert f"PASSWORD :'{password}'" in role_script, name
 
 
 def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
@@ -253,6 +259,106 @@ def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
     assert scripts[-1] == "99-app-login.sql"
     assert re.search(r"CREATE ROLE :\"app_user\" NOLOGIN ", (versioned_project / "db/init/10-app-role.sh").read_text())
     assert 'ALTER ROLE :"app_user" LOGIN;' in (versioned_project / "db/init/99-app-login.sql").read_text()
+
+
+
+# ---------------------------------------------------------------------------
+# The optional profiles: a Prometheus exporter and a scheduled backup
+# ---------------------------------------------------------------------------
+def resolved_environment(project: Path, service: dict) -> dict[str, str]:
+    """A service's `environment` as its container gets it: compose interpolates
+    ${NAME} from db/.env (and refuses anything else, see compose.unescape)."""
+    db_env = dotenv.load(project / "db/.env")
+    return {key: compose.unescape(str(value), db_env) for key, value in service["environment"].items()}
+
+
+def test_optional_services_are_in_their_profiles_only(versioned_project):
+    db_name, db = compose.db_service(versioned_project)
+    services = compose.load(versioned_project / "db/docker-compose.yml")["services"]
+    assert {name: service.get("profiles") for name, service in services.items()} == {
+        db_name: None, "exporter": ["monitoring"], "backup": ["backup"]}
+    for profile, (name, service) in compose.profile_services(versioned_project).items():
+        assert service["depends_on"] == {db_name: {"condition": "service_healthy"}}, name
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert re.fullmatch(r"[1-9]\d*m", service["mem_limit"]) and service["restart"] == "unless-stopped", name
+        assert "env_file" not in service, f"{name} must get only the values it needs, not all of db/.env"
+
+
+def test_exporter_logs_in_as_the_monitoring_role_to_the_db_service(versioned_project):
+    a = recorded(versioned_project)
+    db_env = dotenv.load(versioned_project / "db/.env")
+    _, exporter = compose.profile_services(versioned_project)["monitoring"]
+    assert re.fullmatch(r"quay\.io/prometheuscommunity/postgres-exporter:v\d+\.\d+\.\d+", exporter["image"])
+    env = resolved_environment(versioned_project, exporter)
+    host_port, _, query = env.pop("DATA_SOURCE_URI").partition("?")
+    assert host_port == f"{a['db_service']}:{a['db_port']}/{a['db_name']}" and query == "sslmode=disable"
+    assert env == {"DATA_SOURCE_USER": db_env["MONITOR_DB_USER"], "DATA_SOURCE_PASS": db_env["MONITOR_DB_PASSWORD"]}
+    assert not {db_env["POSTGRES_PASSWORD"], db_env["APP_DB_PASSWORD"]} & set(env.values())
+    assert exporter["ports"] == ["127.0.0.1:9187:9187"], "metrics on loopback only"
+    assert "cap_add" not in exporter
+
+
+def test_backup_service_is_the_db_image_running_backup_every_as_the_app_role(versioned_project):
+    a = recorded(versioned_project)
+    db_env = dotenv.load(versioned_project / "db/.env")
+    _, db = compose.db_service(versioned_project)
+    _, backup = compose.profile_services(versioned_project)["backup"]
+    assert backup["image"] == db["image"] and "build" not in backup
+    assert backup["command"] == [SCHEDULED_BACKUP]
+    backups_mount = [volume for volume in db["volumes"] if volume.endswith(":/backups")]
+    assert backup["volumes"] == backups_mount == ["./backups:/backups"]
+    assert resolved_environment(versioned_project, backup) == {
+        "PGHOST": a["db_service"], "PGPORT": str(a["db_port"]), "PGDATABASE": db_env["POSTGRES_DB"],
+        "PGUSER": db_env["APP_DB_USER"], "PGPASSWORD": db_env["APP_DB_PASSWORD"],
+        "BACKUP_KEEP": db_env["BACKUP_KEEP"], "BACKUP_INTERVAL": db_env["BACKUP_INTERVAL"]}
+    # root writing into the host's ./backups, like `docker exec <db> backup`; nothing else
+    assert backup["cap_add"] == ["DAC_OVERRIDE"] and "DAC_OVERRIDE" in db["cap_add"]
+
+
+def test_optional_services_reach_the_db_off_the_shared_network(example):
+    a = recorded(example)
+    services = compose.topology(example)
+    private = f"{a['project_slug']}_db_default"
+    assert set(services[a["db_service"]]) == {a["network_name"], private}
+    for name in ("exporter", "backup"):
+        assert set(services[name]) == {private}, name
+        assert compose.resolves(services, name, a["db_service"]) == {a["db_service"]}, name
+        assert compose.resolves(services, name, "backend") == set(), name
+    assert {name for name, networks in services.items() if private in networks} == {
+        a["db_service"], "exporter", "backup"}
+
+
+def test_every_interpolated_variable_is_set_in_db_env_and_its_example(versioned_project):
+    variables = compose.interpolated(versioned_project / "db/docker-compose.yml")
+    assert variables == {"MONITOR_DB_USER", "MONITOR_DB_PASSWORD", "POSTGRES_DB", "APP_DB_USER",
+                         "APP_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
+    for name in (".env", ".env.example"):
+        missing = variables - set(dotenv.load(versioned_project / "db" / name))
+        assert not missing, f"db/{name} lacks {missing}"
+
+
+@pytest.mark.parametrize("value", ["$HOME", "${HOME}", "${NOT_IN_ENV:?x}", "${APP_DB_USER:-default}", "$APP_DB_USER"])
+def test_compose_values_may_interpolate_only_what_db_env_defines(value):
+    with pytest.raises(ValueError, match="would interpolate"):
+        compose.unescape(f"a {value} b", {"APP_DB_USER": "u"})
+    assert compose.unescape("$${APP_DB_USER} ${APP_DB_USER} ${APP_DB_USER:?set it}", {"APP_DB_USER": "u"}) == \
+        "${APP_DB_USER} u u"
+
+
+@pytest.mark.parametrize("interval", ["0", "-5", "1h", "1.5", "ten", " 60"])
+def test_backup_every_refuses_a_bad_interval_before_any_dump(default_project, tmp_path, interval):
+    result = subprocess.run([str(default_project / "db/bin" / SCHEDULED_BACKUP)], capture_output=True, text=True,
+                            timeout=10, env={"PATH": os.environ["PATH"], "BACKUP_INTERVAL": interval,
+                                             "BACKUP_DIR": str(tmp_path)})
+    assert result.returncode == 2, result
+    assert f"BACKUP_INTERVAL must be a positive whole number of seconds, not '{interval}'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backup_interval_is_documented_and_set(default_project):
+    for name in (".env", ".env.example"):
+        assert dotenv.load(default_project / "db" / name)["BACKUP_INTERVAL"] == "86400", name
 
 
 # ===========================================================================

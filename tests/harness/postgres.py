@@ -158,7 +158,8 @@ def conf_settings(path: Path) -> dict[str, str]:
 def container_environment(db_dir: Path) -> dict[str, str]:
     """What compose puts in the DB container's environment: env_file, then environment."""
     compose = yaml.safe_load((db_dir / "docker-compose.yml").read_text())
-    (service,) = compose["services"].values()
+    # The database: the one service in no profile (the others are optional).
+    (service,) = (service for service in compose["services"].values() if not service.get("profiles"))
     env = dotenv.load(db_dir / service["env_file"])
     env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
     return env

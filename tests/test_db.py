@@ -14,8 +14,10 @@ import fnmatch
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -504,6 +506,38 @@ def test_network_admits_only_the_app_role_to_its_databases(db):
 
 
 @pytest.mark.full
+def test_monitoring_role_reads_statistics_over_the_network_and_nothing_else(db):
+    """The exporter's role: pg_monitor, through pg_hba.conf's samenet line, to the app database only."""
+    monitor = {"user": db.env["MONITOR_DB_USER"], "password": db.env["MONITOR_DB_PASSWORD"], "dbname": db.app["dbname"]}
+    (user, via_tcp), = db.query("SELECT current_user, inet_client_addr() IS NOT NULL", **monitor)
+    assert (user, via_tcp) == (monitor["user"], True) and db.address != "127.0.0.1"
+    (attributes, member_of), = admin_query(
+        db, "SELECT ARRAY[rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls],"
+            " ARRAY(SELECT roleid::regrole::text FROM pg_auth_members WHERE member = r.oid)"
+            " FROM pg_roles r WHERE rolname = %s", [monitor["user"]])
+    assert attributes == [False] * 5 and member_of == ["pg_monitor"]
+    # what the exporter reads: every role's statements, texts included, and database statistics
+    app_query(db, "DROP TABLE IF EXISTS monitor_probe; CREATE TABLE monitor_probe (secret text);"
+                  " INSERT INTO monitor_probe VALUES ('payroll')")
+    (statements,), = db.query("SELECT count(*) FROM pg_stat_statements WHERE userid = %s::regrole"
+                              " AND query LIKE '%%monitor_probe%%'", params=[db.app["user"]], **monitor)
+    assert statements >= 1, "pg_read_all_stats: the app's query texts are visible"
+    (commits,), = db.query("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                           params=[db.app["dbname"]], **monitor)
+    assert commits > 0
+    # ...and nothing else: no data, nothing created, no other database
+    for sql in ("SELECT * FROM monitor_probe", "CREATE TABLE public.monitor_own (id int)",
+                "CREATE TEMP TABLE monitor_temp (id int)", "CREATE SCHEMA monitor_own", "CREATE ROLE monitor_intruder",
+                "CREATE DATABASE monitor_own", "INSERT INTO monitor_probe VALUES ('x')"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.query(sql, **monitor)
+    for dbname in ("postgres", "template1", f"test_{db.app['dbname']}"):
+        with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+            db.connect(monitor["user"], monitor["password"], dbname)
+    app_query(db, "DROP TABLE monitor_probe")
+
+
+@pytest.mark.full
 def test_documents_docker_exec_psql_works_over_the_socket(db):
     """`docker exec <slug>_db_dev psql -U <db_user> -d <db_name> -c "\\dt"`: no password prompt."""
     db.query("CREATE TABLE IF NOT EXISTS doc_probe (id int)", **db.app)
@@ -616,15 +650,18 @@ def test_no_secret_reaches_a_command_line(render, answers):
         server.start()
         server.healthcheck()
         command_lines = server.command_lines()
-        secrets = [server.env["POSTGRES_PASSWORD"], server.env["APP_DB_PASSWORD"]]
+        secrets = [server.env["POSTGRES_PASSWORD"], server.env["APP_DB_PASSWORD"], server.env["MONITOR_DB_PASSWORD"]]
         programs = {line[1].rsplit("/", 1)[-1] for line in command_lines}
-        assert {"initdb", "10-app-role.sh", "psql", "sh"} <= programs, "the trace missed the first start"
+        assert {"initdb", "10-app-role.sh", "30-monitor-role.sh", "psql", "sh"} <= programs, \
+            "the trace missed the first start"
         leaks = [line for line in command_lines for arg in line for secret in secrets if secret in arg]
         assert leaks == []
         # the observation would see a leak: the same trace, a password on a command line
         server._run(["true", f"--password={secrets[1]}"], traced=True)
         assert any(secrets[1] in arg for line in server.command_lines() for arg in line)
         assert server.query("SELECT current_user", **server.app) == [(server.app["user"],)]
+        monitor = {"user": server.env["MONITOR_DB_USER"], "password": server.env["MONITOR_DB_PASSWORD"]}
+        assert server.query("SELECT current_user", **monitor, dbname=server.app["dbname"]) == [(monitor["user"],)]
     finally:
         server.destroy()
 
@@ -946,3 +983,94 @@ def test_a_failed_backup_deletes_no_older_dump(backup_db, tmp_path, env, message
     result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path), **{"BACKUP_KEEP": "1", **env})
     assert result.returncode != 0 and message in result.stderr, result.stderr
     assert {p.name for p in tmp_path.iterdir()} == older
+
+
+
+# ---------------------------------------------------------------------------
+# The `backup` profile: bin/backup-every against the real server
+# ---------------------------------------------------------------------------
+def start_backup_every(server: PostgresServer, backup_dir: Path, log: Path, **env: str) -> subprocess.Popen:
+    """bin/backup-every as the profile's service runs it: the app role over the network."""
+    connection = {"PGHOST": server.address, "PGPORT": str(server.port), "PGUSER": server.app["user"],
+                  "PGPASSWORD": server.app["password"], "PGDATABASE": server.app["dbname"]}
+    return subprocess.Popen([str(server.db_dir / "bin" / SCHEDULED_BACKUP)], stdin=subprocess.DEVNULL,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **connection,
+                                 "BACKUP_DIR": str(backup_dir), **env})
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def stop_promptly(process: subprocess.Popen) -> float:
+    """SIGTERM, as `docker stop` sends it; returns how long the loop took to exit."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    return time.monotonic() - started
+
+
+@pytest.mark.full
+def test_backup_every_keeps_the_newest_backup_keep_valid_dumps_and_stops_on_sigterm(backup_db, tmp_path):
+    app_query(backup_db, APP_DATA)
+    backups, log = tmp_path / "backups", tmp_path / "log"
+    process = start_backup_every(backup_db, backups, log, BACKUP_KEEP="2", BACKUP_INTERVAL="1")
+    made: list[str] = []
+    try:
+        def four_dumps():
+            made.extend(name for name in re.findall(r"^backup: \S+/(\S+\.dump) ", log.read_text(), re.M)
+                        if name not in made)
+            return len(made) >= 4
+        wait_for(four_dumps, 60, "four scheduled dumps")
+    finally:
+        elapsed = stop_promptly(process)
+    assert elapsed < 3, f"SIGTERM took {elapsed:.1f}s"
+    assert "backup-every: stopping" in log.read_text()
+    kept = sorted(p.name for p in backups.iterdir())
+    assert kept == sorted(made)[-2:], (kept, made)
+    for name in kept:
+        listed = subprocess.run(["pg_restore", "--list", str(backups / name)], capture_output=True, text=True)
+        assert listed.returncode == 0 and "TABLE DATA public orders" in listed.stdout, listed.stderr
+
+
+@pytest.mark.full
+def test_backup_every_logs_a_failed_dump_and_tries_again(backup_db, tmp_path):
+    log = tmp_path / "log"
+    process = start_backup_every(backup_db, tmp_path / "backups", log, PGPASSWORD="wrong", BACKUP_INTERVAL="1")
+    try:
+        wait_for(lambda: log.read_text().count("backup-every: backup failed (exit 1); next try in 1s") >= 2, 30,
+                 "two failed attempts")
+        assert process.poll() is None, "the loop outlives a failed dump"
+    finally:
+        stop_promptly(process)
+    assert "password authentication failed" in log.read_text()
+    assert not list((tmp_path / "backups").glob("*.dump"))
+
+
+@pytest.mark.full
+def test_backup_every_stops_a_running_dump_on_sigterm_and_leaves_no_partial_file(backup_db, tmp_path):
+    """A dump blocked on a lock is in progress for as long as the test wants: SIGTERM ends it and backup's cleanup runs."""
+    app_query(backup_db, APP_DATA)
+    backups, log = tmp_path / "backups", tmp_path / "log"
+    app = backup_db.app
+    with psycopg.connect(host=backup_db.address, port=backup_db.port, user=app["user"], password=app["password"],
+                         dbname=app["dbname"]) as lock:  # one transaction, until the block ends
+        lock.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        process = start_backup_every(backup_db, backups, log, BACKUP_INTERVAL="3600")
+        try:
+            wait_for(lambda: app_query(backup_db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+                                                  " AND wait_event_type = 'Lock'")[0][0], 30, "pg_dump waiting on the lock")
+        finally:
+            elapsed = stop_promptly(process)
+        assert elapsed < 3, f"SIGTERM took {elapsed:.1f}s"
+        wait_for(lambda: not app_query(backup_db, "SELECT count(*) FROM pg_stat_activity"
+                                                  " WHERE application_name = 'pg_dump'")[0][0], 10, "pg_dump to end")
+    assert list(backups.iterdir()) == [], "no dump and no partial file"

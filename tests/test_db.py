@@ -752,11 +752,23 @@ def test_healthcheck_fails_on_a_half_initialised_database(healthcheck_server, br
 NETWORK_LINE = "Only the backend shares a network with the database"
 
 
+# Each changes the project so that `intruder` reaches the database, and returns the network it does it on.
 def _frontend_on_db_network(project, network):
     path = project / "docker-compose.dev.yml"
     compose = yaml.safe_load(path.read_text())
     compose["services"]["frontend"]["networks"][network] = None
     path.write_text(yaml.safe_dump(compose))
+    return network
+
+
+def _frontend_on_the_db_projects_own_network(project, network):
+    private = f"{recorded(project)['project_slug']}_db_default"
+    path = project / "docker-compose.dev.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["networks"]["db_private"] = {"name": private, "external": True}
+    compose["services"]["frontend"]["networks"]["db_private"] = None
+    path.write_text(yaml.safe_dump(compose))
+    return private
 
 
 def _admin_tool_in_db_project(project, network):
@@ -764,11 +776,22 @@ def _admin_tool_in_db_project(project, network):
     compose = yaml.safe_load(path.read_text())
     compose["services"]["pgadmin"] = {"image": "dpage/pgadmin4", "networks": [network]}
     path.write_text(yaml.safe_dump(compose))
+    return network
+
+
+def _exporter_on_the_shared_network(project, network):
+    path = project / "db/docker-compose.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["services"]["exporter"]["networks"] = ["default", network]
+    path.write_text(yaml.safe_dump(compose))
+    return network
 
 
 @pytest.mark.full
 @pytest.mark.parametrize("intrude, intruder", [(_frontend_on_db_network, "frontend"),
-                                               (_admin_tool_in_db_project, "pgadmin")])
+                                               (_frontend_on_the_db_projects_own_network, "frontend"),
+                                               (_admin_tool_in_db_project, "pgadmin"),
+                                               (_exporter_on_the_shared_network, "exporter")])
 def test_verify_architecture_fails_when_another_service_joins_the_db_network(
         giga_project, giga_db, tmp_path, intrude, intruder):
     from harness.backend import Backend
@@ -778,11 +801,12 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
     shutil.copytree(giga_project, project, symlinks=True)
     backend = Backend(project, giga_db, venv_for(project / "back"))
     result = backend.manage("verify_architecture")
-    assert f"✅ {NETWORK_LINE}: {network}: giga-db and backend only" in result.stdout, result.stdout
-    intrude(project, network)
+    assert (f"✅ {NETWORK_LINE}: {network}: giga-db and backend only; backup, exporter on giga_db_default; "
+            in result.stdout), result.stdout
+    joined = intrude(project, network)
     result = backend.manage("verify_architecture")
     assert result.returncode == 1
-    assert (f"❌ {NETWORK_LINE}: {intruder} (on {network}) can reach the database; only 'backend' may"
+    assert (f"❌ {NETWORK_LINE}: {intruder} (on {joined}) can reach the database; only 'backend' may"
             in result.stdout), result.stdout
 
 

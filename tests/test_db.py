@@ -306,7 +306,7 @@ def test_backup_service_is_the_db_image_running_backup_every_as_the_app_role(ver
     db_env = dotenv.load(versioned_project / "db/.env")
     _, db = compose.db_service(versioned_project)
     _, backup = compose.profile_services(versioned_project)["backup"]
-    assert backup["image"] == db["image"] and "build" not in backup
+    assert backup["image"] == db["image"] and "build" not in backup and backup["pull_policy"] == "never"
     assert backup["command"] == [SCHEDULED_BACKUP]
     backups_mount = [volume for volume in db["volumes"] if volume.endswith(":/backups")]
     assert backup["volumes"] == backups_mount == ["./backups:/backups"]
@@ -414,7 +414,7 @@ def test_configuration_files_parse_without_errors(db):
     assert admin_query(db, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL") == []
     # the rendered files are the ones in force
     (hba_rules,), = admin_query(db, "SELECT count(*) FROM pg_hba_file_rules")
-    assert hba_rules == 6
+    assert hba_rules == len(hba_lines(db.project))
 
 
 @pytest.mark.full
@@ -579,6 +579,12 @@ def test_awkward_passwords_authenticate_end_to_end(tmp_path):
         assert server.query("SELECT current_user", host="127.0.0.1", **server.admin) == [("postgres",)]
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             server.connect(server.app["user"], server.app["password"][:-1], server.app["dbname"])
+        # the exporter's password as compose interpolates it from db/.env into DATA_SOURCE_PASS
+        _, exporter = compose.profile_services(project)["monitoring"]
+        env = resolved_environment(project, exporter)
+        assert env["DATA_SOURCE_PASS"] == AWKWARD_PASSWORDS["db_monitor_password"]
+        assert server.query("SELECT current_user", user=env["DATA_SOURCE_USER"], password=env["DATA_SOURCE_PASS"],
+                            dbname=server.app["dbname"]) == [("giga_monitor",)]
     finally:
         server.destroy()
 

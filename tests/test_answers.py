@@ -23,11 +23,13 @@ from harness import dotenv
 from harness.answers import POSTGRES_VERSIONS, as_typed
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
-FREE_TEXT = ("project_name", "db_password", "db_admin_password", "django_secret_key", "admin_email")
-SECRETS = ("db_password", "db_admin_password", "django_secret_key")
+FREE_TEXT = ("project_name", "db_password", "db_admin_password", "db_monitor_password", "django_secret_key",
+             "admin_email")
+SECRETS = ("db_password", "db_admin_password", "db_monitor_password", "django_secret_key")
 # Where compose (env_file) hands each free-text answer to a container.
 ENV_FILES = {
-    "db/.env": {"APP_DB_PASSWORD": "db_password", "POSTGRES_PASSWORD": "db_admin_password"},
+    "db/.env": {"APP_DB_PASSWORD": "db_password", "POSTGRES_PASSWORD": "db_admin_password",
+                "MONITOR_DB_PASSWORD": "db_monitor_password"},
     "back/.env": {"DB_PASSWORD": "db_password", "DJANGO_SECRET_KEY": "django_secret_key",
                   "DJANGO_ADMIN_EMAIL": "admin_email"},
     "front/.env": {"PUBLIC_PROJECT_NAME": "project_name"},
@@ -93,6 +95,7 @@ def answer_sets(draw) -> dict:
         "project_slug": draw(st.from_regex(r"x[a-z0-9_]{0,29}", fullmatch=True)),
         "db_password": draw(free_text()),
         "db_admin_password": draw(free_text()),
+        "db_monitor_password": draw(free_text()),
         "django_secret_key": draw(free_text(min_size=48, max_size=80)),
         "db_port": draw(number(draw(st.integers(1024, 65535)))),
         "db_host_port": draw(number(draw(st.sampled_from([0, host])))),

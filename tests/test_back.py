@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from harness.answers import alias as answer_alias, recorded as answers
-from harness import dotenv
+from harness import compose, dotenv
 from harness.backend import Backend, http, raw_request
 from harness.dockerfile import dockerfile_stages
 from harness.net import free_port
@@ -164,8 +164,8 @@ def test_backend_env_agrees_with_db_env(example):
     assert back["DB_USER"] == db["APP_DB_USER"] == a["db_user"]
     assert back["DB_NAME"] == db["POSTGRES_DB"] == a["db_name"]
     assert back["DB_PORT"] == str(a["db_port"])
-    (service,) = yaml.safe_load((example / "db/docker-compose.yml").read_text())["services"]
-    assert back["DB_HOST"] == service == a["db_service"]
+    name, _ = compose.db_service(example)
+    assert back["DB_HOST"] == name == a["db_service"]
     assert back["DB_USER"] != db["POSTGRES_USER"], "the backend must not log in as the superuser"
     assert len(back["DJANGO_SECRET_KEY"]) >= 50
 

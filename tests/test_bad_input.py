@@ -85,9 +85,10 @@ BAD_ANSWERS = [
     *[({"network_name": name}, "network_name", "Docker predefines")
       for name in ["host", "bridge", "none", "default"]],
     ({"network_name": "giga_app_network"}, "network_name", "the database must stay off"),
+    ({"network_name": "giga_db_default"}, "network_name", "the database project's own network"),
     # Host names taken on the network, or read as IPv4 addresses.
     *[({"db_service": name}, "db_service", "already taken")
-      for name in ["localhost", "backend", "frontend", "giga-backend", "giga-frontend"]],
+      for name in ["localhost", "backend", "frontend", "exporter", "backup", "giga-backend", "giga-frontend"]],
     *[({"db_service": name}, "db_service", "IPv4 address") for name in ["1234", "0x7f000001", "2130706433"]],
     # Languages Django ships no translation for.
     *[({"language_code": code}, "language_code", "Django ships")

@@ -14,8 +14,10 @@ import fnmatch
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -57,7 +59,7 @@ def test_db_compose_owns_the_network(versioned_project):
     network = compose.load(versioned_project / "db/docker-compose.yml")["networks"][a["network_name"]]
     assert network["name"] == a["network_name"] and not network.get("external")
     _, service = compose.db_service(versioned_project)
-    assert service["networks"] == [a["network_name"]]
+    assert service["networks"] == [a["network_name"], "default"], "the shared network, and its own project's"
 
 
 def test_db_port_is_published_on_loopback_only(default_project, render):
@@ -130,6 +132,8 @@ def test_pg_hba_never_trusts_tcp_and_ends_in_reject(versioned_project):
     assert tcp[-2:] == [["host", "all", "all", "0.0.0.0/0", "reject"], ["host", "all", "all", "::/0", "reject"]]
     network_rules = [line for line in tcp if line[3] == "samenet"]
     assert network_rules == [["host", f"{a['db_name']},test_{a['db_name']},postgres", a["db_user"],
+                              "samenet", "scram-sha-256"],
+                             ["host", a["db_name"], dotenv.load(versioned_project / "db/.env")["MONITOR_DB_USER"],
                               "samenet", "scram-sha-256"]]
 
 
@@ -159,13 +163,15 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 
 BACKUP_SCRIPTS = ("backup", "list-backups", "restore")
 DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from")  # upgrade-from: see make db-upgrade
+# The `backup` profile's command, not run by hand.
+SCHEDULED_BACKUP = "backup-every"
 
 
 def test_backup_scripts_are_installed_in_the_image(versioned_project):
     """db/bin/ is copied, executable, onto the image's PATH, for `docker exec <db> backup`."""
     db_dir = versioned_project / "db"
-    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted(DB_SCRIPTS)
-    for name in DB_SCRIPTS:
+    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted([*DB_SCRIPTS, SCHEDULED_BACKUP])
+    for name in (*DB_SCRIPTS, SCHEDULED_BACKUP):
         assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
     assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
 
@@ -324,9 +330,11 @@ def test_init_scripts_keep_secrets_off_command_lines(versioned_project):
         for line in script.read_text().splitlines():
             if re.search(r"\$\{?\w*PASSWORD", line):
                 assert re.fullmatch(r': "\$\{\w+:\?[^}]*\}"', line), f"{script.name}: {line}"
-    role_script = (versioned_project / "db/init/10-app-role.sh").read_text()
-    assert "\\getenv app_password APP_DB_PASSWORD" in role_script and "<<'SQL'" in role_script
-    assert "PASSWORD :'app_password'" in role_script
+    for name, variable, password in [("10-app-role.sh", "APP_DB_PASSWORD", "app_password"),
+                                     ("30-monitor-role.sh", "MONITOR_DB_PASSWORD", "monitor_password")]:
+        role_script = (versioned_project / "db/init" / name).read_text()
+        assert f"\\getenv {password} {variable}" in role_script and "<<'SQL'" in role_script, name
+        assert f"PASSWORD :'{password}'" in role_script, name
 
 
 def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
@@ -334,6 +342,106 @@ def test_app_role_logs_in_only_after_the_last_init_script(versioned_project):
     assert scripts[-1] == "99-app-login.sql"
     assert re.search(r"CREATE ROLE :\"app_user\" NOLOGIN ", (versioned_project / "db/init/10-app-role.sh").read_text())
     assert 'ALTER ROLE :"app_user" LOGIN;' in (versioned_project / "db/init/99-app-login.sql").read_text()
+
+
+
+# ---------------------------------------------------------------------------
+# The optional profiles: a Prometheus exporter and a scheduled backup
+# ---------------------------------------------------------------------------
+def resolved_environment(project: Path, service: dict) -> dict[str, str]:
+    """A service's `environment` as its container gets it: compose interpolates
+    ${NAME} from db/.env (and refuses anything else, see compose.unescape)."""
+    db_env = dotenv.load(project / "db/.env")
+    return {key: compose.unescape(str(value), db_env) for key, value in service["environment"].items()}
+
+
+def test_optional_services_are_in_their_profiles_only(versioned_project):
+    db_name, db = compose.db_service(versioned_project)
+    services = compose.load(versioned_project / "db/docker-compose.yml")["services"]
+    assert {name: service.get("profiles") for name, service in services.items()} == {
+        db_name: None, "exporter": ["monitoring"], "backup": ["backup"]}
+    for profile, (name, service) in compose.profile_services(versioned_project).items():
+        assert service["depends_on"] == {db_name: {"condition": "service_healthy"}}, name
+        assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert re.fullmatch(r"[1-9]\d*m", service["mem_limit"]) and service["restart"] == "unless-stopped", name
+        assert "env_file" not in service, f"{name} must get only the values it needs, not all of db/.env"
+
+
+def test_exporter_logs_in_as_the_monitoring_role_to_the_db_service(versioned_project):
+    a = recorded(versioned_project)
+    db_env = dotenv.load(versioned_project / "db/.env")
+    _, exporter = compose.profile_services(versioned_project)["monitoring"]
+    assert re.fullmatch(r"quay\.io/prometheuscommunity/postgres-exporter:v\d+\.\d+\.\d+", exporter["image"])
+    env = resolved_environment(versioned_project, exporter)
+    host_port, _, query = env.pop("DATA_SOURCE_URI").partition("?")
+    assert host_port == f"{a['db_service']}:{a['db_port']}/{a['db_name']}" and query == "sslmode=disable"
+    assert env == {"DATA_SOURCE_USER": db_env["MONITOR_DB_USER"], "DATA_SOURCE_PASS": db_env["MONITOR_DB_PASSWORD"]}
+    assert not {db_env["POSTGRES_PASSWORD"], db_env["APP_DB_PASSWORD"]} & set(env.values())
+    assert exporter["ports"] == ["127.0.0.1:9187:9187"], "metrics on loopback only"
+    assert "cap_add" not in exporter
+
+
+def test_backup_service_is_the_db_image_running_backup_every_as_the_app_role(versioned_project):
+    a = recorded(versioned_project)
+    db_env = dotenv.load(versioned_project / "db/.env")
+    _, db = compose.db_service(versioned_project)
+    _, backup = compose.profile_services(versioned_project)["backup"]
+    assert backup["image"] == db["image"] and "build" not in backup and backup["pull_policy"] == "never"
+    assert backup["command"] == [SCHEDULED_BACKUP]
+    backups_mount = [volume for volume in db["volumes"] if volume.endswith(":/backups")]
+    assert backup["volumes"] == backups_mount == ["./backups:/backups"]
+    assert resolved_environment(versioned_project, backup) == {
+        "PGHOST": a["db_service"], "PGPORT": str(a["db_port"]), "PGDATABASE": db_env["POSTGRES_DB"],
+        "PGUSER": db_env["APP_DB_USER"], "PGPASSWORD": db_env["APP_DB_PASSWORD"],
+        "BACKUP_KEEP": db_env["BACKUP_KEEP"], "BACKUP_INTERVAL": db_env["BACKUP_INTERVAL"]}
+    # root writing into the host's ./backups, like `docker exec <db> backup`; nothing else
+    assert backup["cap_add"] == ["DAC_OVERRIDE"] and "DAC_OVERRIDE" in db["cap_add"]
+
+
+def test_optional_services_reach_the_db_off_the_shared_network(example):
+    a = recorded(example)
+    services = compose.topology(example)
+    private = f"{a['project_slug']}_db_default"
+    assert set(services[a["db_service"]]) == {a["network_name"], private}
+    for name in ("exporter", "backup"):
+        assert set(services[name]) == {private}, name
+        assert compose.resolves(services, name, a["db_service"]) == {a["db_service"]}, name
+        assert compose.resolves(services, name, "backend") == set(), name
+    assert {name for name, networks in services.items() if private in networks} == {
+        a["db_service"], "exporter", "backup"}
+
+
+def test_every_interpolated_variable_is_set_in_db_env_and_its_example(versioned_project):
+    variables = compose.interpolated(versioned_project / "db/docker-compose.yml")
+    assert variables == {"MONITOR_DB_USER", "MONITOR_DB_PASSWORD", "POSTGRES_DB", "APP_DB_USER",
+                         "APP_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
+    for name in (".env", ".env.example"):
+        missing = variables - set(dotenv.load(versioned_project / "db" / name))
+        assert not missing, f"db/{name} lacks {missing}"
+
+
+@pytest.mark.parametrize("value", ["$HOME", "${HOME}", "${NOT_IN_ENV:?x}", "${APP_DB_USER:-default}", "$APP_DB_USER"])
+def test_compose_values_may_interpolate_only_what_db_env_defines(value):
+    with pytest.raises(ValueError, match="would interpolate"):
+        compose.unescape(f"a {value} b", {"APP_DB_USER": "u"})
+    assert compose.unescape("$${APP_DB_USER} ${APP_DB_USER} ${APP_DB_USER:?set it}", {"APP_DB_USER": "u"}) == \
+        "${APP_DB_USER} u u"
+
+
+@pytest.mark.parametrize("interval", ["0", "-5", "1h", "1.5", "ten", " 60"])
+def test_backup_every_refuses_a_bad_interval_before_any_dump(default_project, tmp_path, interval):
+    result = subprocess.run([str(default_project / "db/bin" / SCHEDULED_BACKUP)], capture_output=True, text=True,
+                            timeout=10, env={"PATH": os.environ["PATH"], "BACKUP_INTERVAL": interval,
+                                             "BACKUP_DIR": str(tmp_path)})
+    assert result.returncode == 2, result
+    assert f"BACKUP_INTERVAL must be a positive whole number of seconds, not '{interval}'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_backup_interval_is_documented_and_set(default_project):
+    for name in (".env", ".env.example"):
+        assert dotenv.load(default_project / "db" / name)["BACKUP_INTERVAL"] == "86400", name
 
 
 # ===========================================================================
@@ -387,7 +495,7 @@ def test_configuration_files_parse_without_errors(db):
     assert admin_query(db, "SELECT line_number, error FROM pg_hba_file_rules WHERE error IS NOT NULL") == []
     # the rendered files are the ones in force
     (hba_rules,), = admin_query(db, "SELECT count(*) FROM pg_hba_file_rules")
-    assert hba_rules == 6
+    assert hba_rules == len(hba_lines(db.project))
 
 
 @pytest.mark.full
@@ -486,6 +594,38 @@ def test_network_admits_only_the_app_role_to_its_databases(db):
 
 
 @pytest.mark.full
+def test_monitoring_role_reads_statistics_over_the_network_and_nothing_else(db):
+    """The exporter's role: pg_monitor, through pg_hba.conf's samenet line, to the app database only."""
+    monitor = {"user": db.env["MONITOR_DB_USER"], "password": db.env["MONITOR_DB_PASSWORD"], "dbname": db.app["dbname"]}
+    (user, via_tcp), = db.query("SELECT current_user, inet_client_addr() IS NOT NULL", **monitor)
+    assert (user, via_tcp) == (monitor["user"], True) and db.address != "127.0.0.1"
+    (attributes, member_of), = admin_query(
+        db, "SELECT ARRAY[rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls],"
+            " ARRAY(SELECT roleid::regrole::text FROM pg_auth_members WHERE member = r.oid)"
+            " FROM pg_roles r WHERE rolname = %s", [monitor["user"]])
+    assert attributes == [False] * 5 and member_of == ["pg_monitor"]
+    # what the exporter reads: every role's statements, texts included, and database statistics
+    app_query(db, "DROP TABLE IF EXISTS monitor_probe; CREATE TABLE monitor_probe (secret text);"
+                  " INSERT INTO monitor_probe VALUES ('payroll')")
+    (statements,), = db.query("SELECT count(*) FROM pg_stat_statements WHERE userid = %s::regrole"
+                              " AND query LIKE '%%monitor_probe%%'", params=[db.app["user"]], **monitor)
+    assert statements >= 1, "pg_read_all_stats: the app's query texts are visible"
+    (commits,), = db.query("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                           params=[db.app["dbname"]], **monitor)
+    assert commits > 0
+    # ...and nothing else: no data, nothing created, no other database
+    for sql in ("SELECT * FROM monitor_probe", "CREATE TABLE public.monitor_own (id int)",
+                "CREATE TEMP TABLE monitor_temp (id int)", "CREATE SCHEMA monitor_own", "CREATE ROLE monitor_intruder",
+                "CREATE DATABASE monitor_own", "INSERT INTO monitor_probe VALUES ('x')"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            db.query(sql, **monitor)
+    for dbname in ("postgres", "template1", f"test_{db.app['dbname']}"):
+        with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+            db.connect(monitor["user"], monitor["password"], dbname)
+    app_query(db, "DROP TABLE monitor_probe")
+
+
+@pytest.mark.full
 def test_documents_docker_exec_psql_works_over_the_socket(db):
     """`docker exec <slug>_db_dev psql -U <db_user> -d <db_name> -c "\\dt"`: no password prompt."""
     db.query("CREATE TABLE IF NOT EXISTS doc_probe (id int)", **db.app)
@@ -527,6 +667,12 @@ def test_awkward_passwords_authenticate_end_to_end(tmp_path):
         assert server.query("SELECT current_user", host="127.0.0.1", **server.admin) == [("postgres",)]
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             server.connect(server.app["user"], server.app["password"][:-1], server.app["dbname"])
+        # the exporter's password as compose interpolates it from db/.env into DATA_SOURCE_PASS
+        _, exporter = compose.profile_services(project)["monitoring"]
+        env = resolved_environment(project, exporter)
+        assert env["DATA_SOURCE_PASS"] == AWKWARD_PASSWORDS["db_monitor_password"]
+        assert server.query("SELECT current_user", user=env["DATA_SOURCE_USER"], password=env["DATA_SOURCE_PASS"],
+                            dbname=server.app["dbname"]) == [("giga_monitor",)]
     finally:
         server.destroy()
 
@@ -598,15 +744,18 @@ def test_no_secret_reaches_a_command_line(render, answers):
         server.start()
         server.healthcheck()
         command_lines = server.command_lines()
-        secrets = [server.env["POSTGRES_PASSWORD"], server.env["APP_DB_PASSWORD"]]
+        secrets = [server.env["POSTGRES_PASSWORD"], server.env["APP_DB_PASSWORD"], server.env["MONITOR_DB_PASSWORD"]]
         programs = {line[1].rsplit("/", 1)[-1] for line in command_lines}
-        assert {"initdb", "10-app-role.sh", "psql", "sh"} <= programs, "the trace missed the first start"
+        assert {"initdb", "10-app-role.sh", "30-monitor-role.sh", "psql", "sh"} <= programs, \
+            "the trace missed the first start"
         leaks = [line for line in command_lines for arg in line for secret in secrets if secret in arg]
         assert leaks == []
         # the observation would see a leak: the same trace, a password on a command line
         server._run(["true", f"--password={secrets[1]}"], traced=True)
         assert any(secrets[1] in arg for line in server.command_lines() for arg in line)
         assert server.query("SELECT current_user", **server.app) == [(server.app["user"],)]
+        monitor = {"user": server.env["MONITOR_DB_USER"], "password": server.env["MONITOR_DB_PASSWORD"]}
+        assert server.query("SELECT current_user", **monitor, dbname=server.app["dbname"]) == [(monitor["user"],)]
     finally:
         server.destroy()
 
@@ -697,11 +846,23 @@ def test_healthcheck_fails_on_a_half_initialised_database(healthcheck_server, br
 NETWORK_LINE = "Only the backend shares a network with the database"
 
 
+# Each changes the project so that `intruder` reaches the database, and returns the network it does it on.
 def _frontend_on_db_network(project, network):
     path = project / "docker-compose.dev.yml"
     compose = yaml.safe_load(path.read_text())
     compose["services"]["frontend"]["networks"][network] = None
     path.write_text(yaml.safe_dump(compose))
+    return network
+
+
+def _frontend_on_the_db_projects_own_network(project, network):
+    private = f"{recorded(project)['project_slug']}_db_default"
+    path = project / "docker-compose.dev.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["networks"]["db_private"] = {"name": private, "external": True}
+    compose["services"]["frontend"]["networks"]["db_private"] = None
+    path.write_text(yaml.safe_dump(compose))
+    return private
 
 
 def _admin_tool_in_db_project(project, network):
@@ -709,11 +870,22 @@ def _admin_tool_in_db_project(project, network):
     compose = yaml.safe_load(path.read_text())
     compose["services"]["pgadmin"] = {"image": "dpage/pgadmin4", "networks": [network]}
     path.write_text(yaml.safe_dump(compose))
+    return network
+
+
+def _exporter_on_the_shared_network(project, network):
+    path = project / "db/docker-compose.yml"
+    compose = yaml.safe_load(path.read_text())
+    compose["services"]["exporter"]["networks"] = ["default", network]
+    path.write_text(yaml.safe_dump(compose))
+    return network
 
 
 @pytest.mark.full
 @pytest.mark.parametrize("intrude, intruder", [(_frontend_on_db_network, "frontend"),
-                                               (_admin_tool_in_db_project, "pgadmin")])
+                                               (_frontend_on_the_db_projects_own_network, "frontend"),
+                                               (_admin_tool_in_db_project, "pgadmin"),
+                                               (_exporter_on_the_shared_network, "exporter")])
 def test_verify_architecture_fails_when_another_service_joins_the_db_network(
         giga_project, giga_db, tmp_path, intrude, intruder):
     from harness.backend import Backend
@@ -723,11 +895,12 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
     shutil.copytree(giga_project, project, symlinks=True)
     backend = Backend(project, giga_db, venv_for(project / "back"))
     result = backend.manage("verify_architecture")
-    assert f"✅ {NETWORK_LINE}: {network}: giga-db and backend only" in result.stdout, result.stdout
-    intrude(project, network)
+    assert (f"✅ {NETWORK_LINE}: {network}: giga-db and backend only; backup, exporter on giga_db_default; "
+            in result.stdout), result.stdout
+    joined = intrude(project, network)
     result = backend.manage("verify_architecture")
     assert result.returncode == 1
-    assert (f"❌ {NETWORK_LINE}: {intruder} (on {network}) can reach the database; only 'backend' may"
+    assert (f"❌ {NETWORK_LINE}: {intruder} (on {joined}) can reach the database; only 'backend' may"
             in result.stdout), result.stdout
 
 
@@ -1033,3 +1206,93 @@ def test_upgrade_refuses_a_database_with_tables_unless_forced(old_db, new_db, tm
     forced = upgrade_from(new_db, old_db.address, old_db.port, "--force", backup_dir=tmp_path)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert app_state(new_db) == app_state(old_db)
+
+
+# ---------------------------------------------------------------------------
+# The `backup` profile: bin/backup-every against the real server
+# ---------------------------------------------------------------------------
+def start_backup_every(server: PostgresServer, backup_dir: Path, log: Path, **env: str) -> subprocess.Popen:
+    """bin/backup-every as the profile's service runs it: the app role over the network."""
+    connection = {"PGHOST": server.address, "PGPORT": str(server.port), "PGUSER": server.app["user"],
+                  "PGPASSWORD": server.app["password"], "PGDATABASE": server.app["dbname"]}
+    return subprocess.Popen([str(server.db_dir / "bin" / SCHEDULED_BACKUP)], stdin=subprocess.DEVNULL,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={"PATH": os.environ["PATH"], "LANG": "C.UTF-8", **connection,
+                                 "BACKUP_DIR": str(backup_dir), **env})
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def stop_promptly(process: subprocess.Popen) -> float:
+    """SIGTERM, as `docker stop` sends it; returns how long the loop took to exit."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    return time.monotonic() - started
+
+
+@pytest.mark.full
+def test_backup_every_keeps_the_newest_backup_keep_valid_dumps_and_stops_on_sigterm(backup_db, tmp_path):
+    app_query(backup_db, APP_DATA)
+    backups, log = tmp_path / "backups", tmp_path / "log"
+    process = start_backup_every(backup_db, backups, log, BACKUP_KEEP="2", BACKUP_INTERVAL="1")
+    made: list[str] = []
+    try:
+        def four_dumps():
+            made.extend(name for name in re.findall(r"^backup: \S+/(\S+\.dump) ", log.read_text(), re.M)
+                        if name not in made)
+            return len(made) >= 4
+        wait_for(four_dumps, 60, "four scheduled dumps")
+    finally:
+        elapsed = stop_promptly(process)
+    assert elapsed < 3, f"SIGTERM took {elapsed:.1f}s"
+    assert "backup-every: stopping" in log.read_text()
+    kept = sorted(p.name for p in backups.iterdir())
+    assert kept == sorted(made)[-2:], (kept, made)
+    for name in kept:
+        listed = subprocess.run(["pg_restore", "--list", str(backups / name)], capture_output=True, text=True)
+        assert listed.returncode == 0 and "TABLE DATA public orders" in listed.stdout, listed.stderr
+
+
+@pytest.mark.full
+def test_backup_every_logs_a_failed_dump_and_tries_again(backup_db, tmp_path):
+    log = tmp_path / "log"
+    process = start_backup_every(backup_db, tmp_path / "backups", log, PGPASSWORD="wrong", BACKUP_INTERVAL="1")
+    try:
+        wait_for(lambda: log.read_text().count("backup-every: backup failed (exit 1); next try in 1s") >= 2, 30,
+                 "two failed attempts")
+        assert process.poll() is None, "the loop outlives a failed dump"
+    finally:
+        stop_promptly(process)
+    assert "password authentication failed" in log.read_text()
+    assert not list((tmp_path / "backups").glob("*.dump"))
+
+
+@pytest.mark.full
+def test_backup_every_stops_a_running_dump_on_sigterm_and_leaves_no_partial_file(backup_db, tmp_path):
+    """A dump blocked on a lock is in progress for as long as the test wants: SIGTERM ends it and backup's cleanup runs."""
+    app_query(backup_db, APP_DATA)
+    backups, log = tmp_path / "backups", tmp_path / "log"
+    app = backup_db.app
+    with psycopg.connect(host=backup_db.address, port=backup_db.port, user=app["user"], password=app["password"],
+                         dbname=app["dbname"]) as lock:  # one transaction, until the block ends
+        lock.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        process = start_backup_every(backup_db, backups, log, BACKUP_INTERVAL="3600")
+        try:
+            wait_for(lambda: app_query(backup_db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+                                                  " AND wait_event_type = 'Lock'")[0][0], 30, "pg_dump waiting on the lock")
+        finally:
+            elapsed = stop_promptly(process)
+        assert elapsed < 3, f"SIGTERM took {elapsed:.1f}s"
+        wait_for(lambda: not app_query(backup_db, "SELECT count(*) FROM pg_stat_activity"
+                                                  " WHERE application_name = 'pg_dump'")[0][0], 10, "pg_dump to end")
+    assert list(backups.iterdir()) == [], "no dump and no partial file"

@@ -24,7 +24,9 @@ from harness.render import (PLACEHOLDER_SECRETS, REFRESH_COMMAND, RENDER_SPECIFI
                             render_reference, tree_differences)
 
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
-SECRET_QUESTIONS = ("db_password", "db_admin_password", "django_secret_key")
+# Every question copier.yml marks secret.
+SECRET_QUESTIONS = tuple(question for question, spec in yaml.safe_load((REPO / "copier.yml").read_text()).items()
+                         if isinstance(spec, dict) and spec.get("secret"))
 
 
 def read_yaml(path: Path):
@@ -145,7 +147,7 @@ def test_secrets_are_long_random_and_distinct(render, default_project):
     for name, value in first.items():
         assert re.fullmatch(r"[0-9a-f]{64}", value), f"{name} is not 32 random bytes in hex: {value!r}"
         assert value != again[name], f"{name} repeats across renders"
-    assert first["db_password"] != first["db_admin_password"]
+    assert len(set(first.values())) == len(first) == 3, "each role has its own password"
 
 
 def test_secrets_never_reach_the_answers_file(default_project):
@@ -240,10 +242,13 @@ def test_only_the_database_and_the_backend_share_its_network(example):
     """The architecture's "Frontend ↔ BD: no direct connection", as Docker wires it."""
     a = answers(example)
     services = compose.topology(example)
-    db_networks = set(services[a["db_service"]])
-    assert db_networks == {a["network_name"]}
-    on_db_network = {name for name, networks in services.items() if set(networks) & db_networks}
+    on_db_network = {name for name, networks in services.items() if a["network_name"] in networks}
     assert on_db_network == {a["db_service"], "backend"}
+    # its own project's optional services reach it on that project's network only
+    db_networks = set(services[a["db_service"]])
+    assert db_networks == {a["network_name"], f"{a['project_slug']}_db_default"}
+    dev = set(compose.load(example / "docker-compose.dev.yml")["services"])
+    assert {name for name in dev if set(services[name]) & db_networks} == {"backend"}
     assert compose.resolves(services, "frontend", a["db_service"]) == set()
 
 
@@ -310,7 +315,7 @@ def all_services(project: Path) -> dict[str, dict]:
 
 def test_every_service_runs_with_no_new_privileges(example):
     services = all_services(example)
-    assert len(services) == 3
+    assert len(services) == 5
     for name, service in services.items():
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 

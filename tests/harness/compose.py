@@ -20,9 +20,17 @@ def load(path: Path) -> dict:
 
 
 def db_service(project: Path) -> tuple[str, dict]:
-    """(name, definition) of db/'s one service."""
-    (name, service), = load(project / "db/docker-compose.yml")["services"].items()
+    """(name, definition) of the database in db/: the one service that is in
+    no profile (the others, started on demand, only talk to it)."""
+    (name, service), = ((name, service) for name, service in load(project / "db/docker-compose.yml")["services"].items()
+                        if not service.get("profiles"))
     return name, service
+
+
+def profile_services(project: Path) -> dict[str, dict]:
+    """db/'s optional services: profile name -> (service name, definition)."""
+    services = load(project / "db/docker-compose.yml")["services"]
+    return {profile: (name, service) for name, service in services.items() for profile in service.get("profiles") or ()}
 
 
 def network_name(compose: dict, key: str) -> str:
@@ -65,15 +73,33 @@ def resolves(services: dict[str, dict[str, set[str]]], client: str, host: str) -
             if network in services[client] and host in aliases}
 
 
-def unescape(value: str) -> str:
+# What the rendered files may interpolate: a variable, braced, required or plain.
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?::\?(?P<message>[^}]*))?\}")
+
+
+def unescape(value: str, dotenv: dict[str, str] | None = None) -> str:
     """What the container gets for a value written in a compose file: `$$` is
-    a literal `$`. Anything else after a `$` would be interpolated from the
-    host's environment at `up` time, which no rendered file may rely on."""
+    a literal `$`; `${NAME}` and `${NAME:?message}` are `NAME` from `dotenv`,
+    the project's .env, which compose reads for interpolation. Anything else
+    after a `$` (and any name .env does not define) would come from the host's
+    environment at `up` time, which no rendered file may rely on."""
     def substitute(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
+        variable = INTERPOLATION.fullmatch(match.group(0))
+        if variable and dotenv is not None and variable["name"] in dotenv:
+            return dotenv[variable["name"]]
         raise ValueError(f"compose would interpolate {match.group(0)!r} from the host in {value!r}")
-    return re.sub(r"\$\$|\$.?", substitute, value)
+    return re.sub(rf"\$\$|{INTERPOLATION.pattern}|\$.?", substitute, value)
+
+
+def interpolated(path: Path) -> set[str]:
+    """The variables a compose file interpolates (`$$` is an escape, not one);
+    raises on any other use of `$`, which the rendered files never make."""
+    text = path.read_text().replace("$$", "")
+    if "$" in INTERPOLATION.sub("", text):
+        raise ValueError(f"{path}: a `$` that is neither `$$` nor `${{NAME}}` / `${{NAME:?message}}`")
+    return {match["name"] for match in INTERPOLATION.finditer(text)}
 
 
 def healthcheck_command(service: dict) -> list[str]:

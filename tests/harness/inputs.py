@@ -5,6 +5,7 @@
 AWKWARD_PASSWORDS = {
     "db_password": "p'a\"ss $HOME #x :/@% \\ {{ raw }} {% x %} ñandú 中文 ${X} $$ end\\",
     "db_admin_password": " lead 'and' trail \\\" $1 ",
+    "db_monitor_password": "m ${MONITOR_DB_USER} $$ $x 'q' \"d\" \\ #no comment",
     "django_secret_key": "k" * 40 + " $SECRET ${KEY} \"' \\n #!",
 }
 

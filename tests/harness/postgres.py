@@ -38,7 +38,6 @@ import zipfile
 from pathlib import Path
 
 import psycopg
-import yaml
 
 from . import compose, dotenv
 from .dockerfile import base_images
@@ -157,8 +156,7 @@ def conf_settings(path: Path) -> dict[str, str]:
 
 def container_environment(db_dir: Path) -> dict[str, str]:
     """What compose puts in the DB container's environment: env_file, then environment."""
-    compose = yaml.safe_load((db_dir / "docker-compose.yml").read_text())
-    (service,) = compose["services"].values()
+    _, service = compose.db_service(db_dir.parent)
     env = dotenv.load(db_dir / service["env_file"])
     env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
     return env
@@ -316,7 +314,7 @@ class PostgresServer:
         """The rendered compose healthcheck, as Docker runs it in the container:
         its command with `$$` unescaped, the container's environment (with
         `env` changed), /bin/sh."""
-        (service,) = compose.load(self.db_dir / "docker-compose.yml")["services"].values()
+        _, service = compose.db_service(self.db_dir.parent)
         return self._run(compose.healthcheck_command(service), env={**self.env, **env}, check=False, traced=True)
 
     # -- normal operation ---------------------------------------------------

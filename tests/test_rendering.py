@@ -20,13 +20,11 @@ from harness.answers import alias, as_typed, recorded as answers, secrets as sec
 from harness import compose, dotenv, make
 from harness.dockerfile import base_images
 from harness.postgres import conf_settings
-from harness.render import (PLACEHOLDER_SECRETS, REFRESH_COMMAND, RENDER_SPECIFIC, REPO, project_files,
+from harness.render import (PLACEHOLDER_SECRETS, SECRET_QUESTIONS, REFRESH_COMMAND, RENDER_SPECIFIC, REPO, project_files,
                             render_reference, tree_differences)
 
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}")
 # Every question copier.yml marks secret.
-SECRET_QUESTIONS = tuple(question for question, spec in yaml.safe_load((REPO / "copier.yml").read_text()).items()
-                         if isinstance(spec, dict) and spec.get("secret"))
 
 
 def read_yaml(path: Path):
@@ -128,7 +126,8 @@ def test_reference_comparison_sees_every_kind_of_difference(tmp_path):
 
 
 def test_examples_giga_holds_placeholders_and_commits_its_env_files():
-    assert secrets_of(GIGA_REFERENCE) == {key: PLACEHOLDER_SECRETS[key] for key in ("db_admin_password", "db_password")}
+    db_secrets = secrets_of(GIGA_REFERENCE)
+    assert db_secrets == {key: PLACEHOLDER_SECRETS[key] for key in db_secrets}
     assert dotenv.load(GIGA_REFERENCE / "back/.env")["DJANGO_SECRET_KEY"] == PLACEHOLDER_SECRETS["django_secret_key"]
     typed = as_typed(GIGA_REFERENCE)
     assert {key: typed[key] for key in RENDER_SPECIFIC} == RENDER_SPECIFIC

@@ -53,11 +53,10 @@ def render_example(name: str, destination: Path, extra: dict | None = None) -> P
 # ---------------------------------------------------------------------------
 # Fixed in place of the generated secrets, so that the render is reproducible;
 # long enough for the secret validators (SECRET_KEY: 50 characters).
-PLACEHOLDER_SECRETS = {
-    "db_password": "example-only-not-a-secret-db-password",
-    "db_admin_password": "example-only-not-a-secret-db-admin-password",
-    "django_secret_key": "example-only-not-a-secret-django-secret-key-0123456789",
-}
+SECRET_QUESTIONS = tuple(question for question, spec in yaml.safe_load((REPO / "copier.yml").read_text()).items()
+                         if isinstance(spec, dict) and spec.get("secret"))
+PLACEHOLDER_SECRETS = {question: f"example-only-not-a-secret-{question.replace('_', '-')}".ljust(50, "0")
+                       for question in SECRET_QUESTIONS}
 # The answers file's lines that say where and from which commit it was
 # rendered: another checkout, or any commit, would change them.
 RENDER_SPECIFIC = {"_commit": "<the template's commit>", "_src_path": "<the template>"}

@@ -98,26 +98,33 @@ def service_networks(compose):
 
 
 def network_isolation(db_compose, dev_compose, db_service):
-    """Only the database and the backend share a network; the frontend shares
-    one with the backend. Returns a summary, raises Abort on a violation."""
-    services = {**service_networks(dev_compose), **service_networks(db_compose)}
-    if db_service not in services:
+    """The database shares a network with the backend and nobody else of the
+    dev compose; the db project's own optional services (exporter, scheduled
+    backup) reach it on that project's private network, never on the
+    backend's; the frontend shares a network with the backend. Returns a
+    summary, raises Abort on a violation."""
+    db_tier = service_networks(db_compose)
+    app_tier = service_networks(dev_compose)
+    if db_service not in db_tier:
         raise Abort(f"no service {db_service!r} in {DB_COMPOSE}")
-    db_networks = services.pop(db_service)
-    intruders = sorted(f"{name} (on {', '.join(sorted(networks & db_networks))})"
-                       for name, networks in services.items()
-                       if name != BACKEND_SERVICE and networks & db_networks)
+    db_networks = db_tier.pop(db_service)
+    backend = app_tier.get(BACKEND_SERVICE, set())
+    shared = backend & db_networks
+    intruders = [(name, networks & db_networks) for name, networks in app_tier.items()
+                 if name != BACKEND_SERVICE and networks & db_networks]
+    intruders += [(name, networks & shared) for name, networks in db_tier.items() if networks & shared]
     if intruders:
-        raise Abort(f"{', '.join(intruders)} can reach the database; only {BACKEND_SERVICE!r} may")
-    backend = services.get(BACKEND_SERVICE, set())
-    if not backend & db_networks:
+        listed = sorted(f"{name} (on {', '.join(sorted(networks))})" for name, networks in intruders)
+        raise Abort(f"{', '.join(listed)} can reach the database; only {BACKEND_SERVICE!r} may")
+    if not shared:
         raise Abort(f"{BACKEND_SERVICE!r} shares no network with {db_service!r}: "
                     f"{DEV_COMPOSE} must join {', '.join(sorted(db_networks))}")
-    shared = backend & services.get(FRONTEND_SERVICE, set())
-    if not shared:
+    front = backend & app_tier.get(FRONTEND_SERVICE, set())
+    if not front:
         raise Abort(f"{FRONTEND_SERVICE!r} shares no network with {BACKEND_SERVICE!r}")
-    return (f"{', '.join(sorted(db_networks))}: {db_service} and {BACKEND_SERVICE} only; "
-            f"{FRONTEND_SERVICE} reaches {BACKEND_SERVICE} on {', '.join(sorted(shared))}")
+    own = (f"{', '.join(sorted(db_tier))} on {', '.join(sorted(db_networks - shared))}; " if db_tier else "")
+    return (f"{', '.join(sorted(shared))}: {db_service} and {BACKEND_SERVICE} only; {own}"
+            f"{FRONTEND_SERVICE} reaches {BACKEND_SERVICE} on {', '.join(sorted(front))}")
 
 
 class Command(BaseCommand):

@@ -47,6 +47,11 @@ def clone_template(tmp_path: Path) -> Path:
     """A clone of this template, with the working tree's changes, tagged v1."""
     clone = tmp_path / "upstream"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    # the working tree as it is, files it deleted or renamed included
+    git(clone, "rm", "-rq", "--cached", ".")
+    for path in clone.iterdir():
+        if path.name != ".git":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.copytree(REPO, clone, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__"))
     commit_all(clone, "working tree")

@@ -19,21 +19,23 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import dotenv
+from harness import compose
 from harness.answers import POSTGRES_VERSIONS, as_typed
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "db_monitor_password", "django_secret_key",
              "admin_email")
 SECRETS = ("db_password", "db_admin_password", "db_monitor_password", "django_secret_key")
-# Where compose (env_file) hands each free-text answer to a container.
-ENV_FILES = {
-    "db/.env": {"APP_DB_PASSWORD": "db_password", "POSTGRES_PASSWORD": "db_admin_password",
-                "MONITOR_DB_PASSWORD": "db_monitor_password"},
-    "back/.env": {"DB_PASSWORD": "db_password", "DJANGO_SECRET_KEY": "django_secret_key",
-                  "DJANGO_ADMIN_EMAIL": "admin_email"},
-    "front/.env": {"PUBLIC_PROJECT_NAME": "project_name"},
+# Where compose hands each free-text answer to a container (secrets by
+# env_file, the others by the compose file's `environment:`).
+CONTAINER_VARIABLES = {
+    "db": {"APP_DB_PASSWORD": "db_password", "POSTGRES_PASSWORD": "db_admin_password",
+           "MONITOR_DB_PASSWORD": "db_monitor_password"},
+    "backend": {"DB_PASSWORD": "db_password", "DJANGO_SECRET_KEY": "django_secret_key",
+                "DJANGO_ADMIN_EMAIL": "admin_email"},
+    "frontend": {"PUBLIC_PROJECT_NAME": "project_name"},
 }
+ENV_FILES = ("db/.env", "back/.env", "front/.env")
 QUESTION_ORDER = list(yaml.safe_load((REPO / "copier.yml").read_text()))
 
 # ---------------------------------------------------------------------------
@@ -128,10 +130,10 @@ def assert_files_valid(project, answers) -> None:
 
 
 def assert_answers_round_trip(project, answers) -> None:
-    for name, variables in ENV_FILES.items():
-        env = dotenv.load(project / name)
+    environments = compose.environments(project)
+    for role, variables in CONTAINER_VARIABLES.items():
         for variable, question in variables.items():
-            assert env[variable] == answers[question], (name, variable)
+            assert environments[role][variable] == answers[question], (role, variable)
     settings_py = next(project.glob("back/*/settings.py"))
     strings = {node.value for node in ast.walk(ast.parse(settings_py.read_text(encoding="utf-8")))
                if isinstance(node, ast.Constant) and isinstance(node.value, str)}
@@ -156,7 +158,7 @@ def assert_settings_import(project, answers) -> None:
     the environment compose gives the container; Django's checks pass."""
     from harness.python import venv_for
     back = project / "back"
-    env = {"PATH": f"{venv_for(back) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **dotenv.load(back / ".env")}
+    env = {"PATH": f"{venv_for(back) / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **compose.service_environment(project, "docker-compose.dev.yml", "backend")}
     script = ("import json, django; from django.conf import settings; django.setup();"
               "from django.core.management import call_command; call_command('check', fail_level='ERROR');"
               "print(json.dumps([settings.ADMIN_EMAIL, settings.SECRET_KEY, settings.DATABASES['default']['PASSWORD'],"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from harness.answers import alias as answer_alias, recorded as answers
-from harness import compose, dotenv
+from harness import compose
 from harness.backend import Backend, http, raw_request
 from harness.dockerfile import dockerfile_stages
 from harness.net import free_port
@@ -158,8 +158,8 @@ def test_dependencies_are_exact_pins(example):
 
 def test_backend_env_agrees_with_db_env(example):
     a = answers(example)
-    back = dotenv.load(example / "back/.env")
-    db = dotenv.load(example / "db/.env")
+    environments = compose.environments(example)
+    back, db = environments["backend"], environments["db"]
     assert back["DB_PASSWORD"] == db["APP_DB_PASSWORD"]
     assert back["DB_USER"] == db["APP_DB_USER"] == a["db_user"]
     assert back["DB_NAME"] == db["POSTGRES_DB"] == a["db_name"]
@@ -172,7 +172,7 @@ def test_backend_env_agrees_with_db_env(example):
 
 def test_backend_env_settings(example):
     a = answers(example)
-    env = dotenv.load(example / "back/.env")
+    env = compose.service_environment(example, "docker-compose.dev.yml", "backend")
     assert env["DJANGO_SETTINGS_MODULE"] == f"{a['project_slug']}.settings"
     assert set(env["DJANGO_ALLOWED_HOSTS"].split(",")) >= {alias(example), "localhost", "127.0.0.1"}
     assert f"http://localhost:{a['frontend_port']}" in env["DJANGO_CSRF_TRUSTED_ORIGINS"].split(",")

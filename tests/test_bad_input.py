@@ -241,9 +241,12 @@ def test_awkward_text_is_a_string_in_settings(awkward_text_project):
     assert AWKWARD_TEXT["project_name"] + " API" in strings
 
 
-def test_awkward_text_arrives_verbatim_in_the_env_files(awkward_text_project):
-    assert dotenv.load(awkward_text_project / "back/.env")["DJANGO_ADMIN_EMAIL"] == AWKWARD_TEXT["admin_email"]
-    assert dotenv.load(awkward_text_project / "front/.env")["PUBLIC_PROJECT_NAME"] == AWKWARD_TEXT["project_name"]
+def test_awkward_text_arrives_verbatim_in_the_containers_environment(awkward_text_project):
+    """Quotes, backslashes, `$HOME` and emoji in the compose files'
+    `environment:` reach the containers as typed (compose_str)."""
+    environments = compose.environments(awkward_text_project)
+    assert environments["backend"]["DJANGO_ADMIN_EMAIL"] == AWKWARD_TEXT["admin_email"]
+    assert environments["frontend"]["PUBLIC_PROJECT_NAME"] == AWKWARD_TEXT["project_name"]
 
 
 def test_awkward_text_is_one_line_of_utf8_everywhere(awkward_text_project):

@@ -133,7 +133,7 @@ def test_pg_hba_never_trusts_tcp_and_ends_in_reject(versioned_project):
     network_rules = [line for line in tcp if line[3] == "samenet"]
     assert network_rules == [["host", f"{a['db_name']},test_{a['db_name']},postgres", a["db_user"],
                               "samenet", "scram-sha-256"],
-                             ["host", a["db_name"], dotenv.load(versioned_project / "db/.env")["MONITOR_DB_USER"],
+                             ["host", a["db_name"], compose.environments(versioned_project)["db"]["MONITOR_DB_USER"],
                               "samenet", "scram-sha-256"]]
 
 
@@ -147,10 +147,13 @@ def test_init_scripts_hard_code_no_credentials(versioned_project):
     assert os.stat(versioned_project / "db/init/10-app-role.sh").st_mode & stat.S_IXUSR
 
 
-def test_db_env_holds_the_documented_names(default_project):
-    env = dotenv.load(default_project / "db/.env")
+def test_db_container_gets_the_documented_names(default_project):
+    env = compose.environments(default_project)["db"]
     assert {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"} <= set(env)
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"], env["APP_DB_USER"]) == ("postgres", "giga", "giga_user")
+    # the names come from the answers, in the compose file; db/.env holds secrets and team settings
+    assert set(dotenv.load(default_project / "db/.env")) == {
+        "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "MONITOR_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
 
 
 def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
@@ -370,7 +373,7 @@ def test_optional_services_are_in_their_profiles_only(versioned_project):
 
 def test_exporter_logs_in_as_the_monitoring_role_to_the_db_service(versioned_project):
     a = recorded(versioned_project)
-    db_env = dotenv.load(versioned_project / "db/.env")
+    db_env = compose.environments(versioned_project)["db"]
     _, exporter = compose.profile_services(versioned_project)["monitoring"]
     assert re.fullmatch(r"quay\.io/prometheuscommunity/postgres-exporter:v\d+\.\d+\.\d+", exporter["image"])
     env = resolved_environment(versioned_project, exporter)
@@ -384,7 +387,7 @@ def test_exporter_logs_in_as_the_monitoring_role_to_the_db_service(versioned_pro
 
 def test_backup_service_is_the_db_image_running_backup_every_as_the_app_role(versioned_project):
     a = recorded(versioned_project)
-    db_env = dotenv.load(versioned_project / "db/.env")
+    db_env = compose.environments(versioned_project)["db"]
     _, db = compose.db_service(versioned_project)
     _, backup = compose.profile_services(versioned_project)["backup"]
     assert backup["image"] == db["image"] and "build" not in backup and backup["pull_policy"] == "never"
@@ -414,8 +417,8 @@ def test_optional_services_reach_the_db_off_the_shared_network(example):
 
 def test_every_interpolated_variable_is_set_in_db_env_and_its_example(versioned_project):
     variables = compose.interpolated(versioned_project / "db/docker-compose.yml")
-    assert variables == {"MONITOR_DB_USER", "MONITOR_DB_PASSWORD", "POSTGRES_DB", "APP_DB_USER",
-                         "APP_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
+    # secrets and the team's settings only: names derived from the answers are written in the file
+    assert variables == {"MONITOR_DB_PASSWORD", "APP_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
     for name in (".env", ".env.example"):
         missing = variables - set(dotenv.load(versioned_project / "db" / name))
         assert not missing, f"db/{name} lacks {missing}"

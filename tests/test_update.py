@@ -19,9 +19,11 @@ import pytest
 import yaml
 from packaging.version import InvalidVersion, Version
 
-from harness.answers import recorded
-from harness.make import targets
+from harness.answers import as_typed, recorded
 from harness.backend import Backend
+from harness.consistency import mismatches
+from harness.make import targets
+from harness.postgres import start_project_db
 from harness.python import venv_for
 from harness.render import REPO, copier_cli, project_files
 
@@ -353,3 +355,126 @@ def test_back_suite_passes_after_the_update(updated_from_earlier, fresh_db_serve
     result = backend.run("pytest", "-q", "-rA", "-p", "no:cacheprovider", timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "PASSED reports/test_reports.py::test_summary_names_the_setting" in result.stdout
+
+
+# ---------------------------------------------------------------------------
+# Changing an answer on update
+# ---------------------------------------------------------------------------
+# Answers the template only derives files from: each may change on update.
+# The new values differ from every default, and from each other where two
+# answers must differ (the ports).
+FREE_ANSWERS = {
+    "project_name": {"project_name": 'Giga "Ops" $HOME'},
+    "db_service": {"db_service": "main-db"},
+    "network_name": {"network_name": "giga_shared"},
+    "db_port": {"db_port": "6543"},
+    "db_host_port": {"db_host_port": "15432"},
+    "db_host_port=0": {"db_host_port": "0"},
+    "backend_port": {"backend_port": "8100"},
+    "frontend_port": {"frontend_port": "5200"},
+    "db_memory_mb": {"db_memory_mb": "2048"},
+    "timezone": {"timezone": "Europe/Madrid"},
+    "language_code": {"language_code": "es-ar"},
+    "admin_email": {"admin_email": "ops@example.org"},
+    "domain": {"domain": "app.example.com", "kubernetes": "true"},
+    "kubernetes": {"kubernetes": "true"},
+    "k8s_instances_production": {"kubernetes": "true", "k8s_instances_production": "5"},
+}
+# Answers an existing data volume pins, with a new value for each.
+PINNED_ANSWERS = {"db_user": "app_role", "db_name": "app", "db_admin_user": "admin", "project_slug": "mega"}
+
+
+def data_args(answers: dict[str, str]) -> list[str]:
+    return [arg for name, value in answers.items() for arg in ("--data", f"{name}={value}")]
+
+
+def assert_updated_consistently(project: Path, changes: dict[str, str], env_before: dict[str, bytes]) -> None:
+    answers = as_typed(project)
+    assert {name: str(answers[name]).lower() if isinstance(answers[name], bool) else answers[name]
+            for name in changes} == changes
+    assert snapshot(project) == env_before, "an update rewrote an env file"
+    assert mismatches(project) == []
+    assert conflicted(project) == []
+
+
+def test_the_free_answer_of_the_issue_takes_effect_on_update(project):
+    """db_port, as a user tried it: the backend's DB_PORT follows postgresql.conf
+    although back/.env is never rewritten."""
+    env_before = snapshot(project)
+    update(project, "--data", "db_port=6543")
+    assert_updated_consistently(project, {"db_port": "6543"}, env_before)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("changes", FREE_ANSWERS.values(), ids=FREE_ANSWERS.keys())
+def test_each_free_answer_can_change_on_update(project, changes):
+    env_before = snapshot(project)
+    assert mismatches(project) == []
+    update(project, *data_args(changes))
+    assert_updated_consistently(project, changes, env_before)
+
+
+def assert_refused(project: Path, question: str, value: str) -> None:
+    before = contents(project)
+    old = as_typed(project)[question]
+    result = copier_cli("update", "--defaults", "--data", f"{question}={value}", cwd=project)
+    assert result.returncode != 0, f"{question}={value} was accepted"
+    message = " ".join(result.stderr.split())
+    for needed in (question, f'"{old}"', f'"{value}"', f"Keep {question}={old}", "make backup", "make restore"):
+        assert needed in message, f"the refusal of {question} does not say {needed!r}: {message[-1500:]}"
+    assert contents(project) == before and git(project, "status", "--porcelain") == ""
+
+
+def test_an_answer_the_data_volume_pins_is_refused_on_update(project):
+    assert_refused(project, "db_user", PINNED_ANSWERS["db_user"])
+    # the recorded values themselves go through
+    same = {name: as_typed(project)[name] for name in PINNED_ANSWERS}
+    update(project, *data_args(same))
+    assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("question", [name for name in PINNED_ANSWERS if name != "db_user"])
+def test_every_answer_the_data_volume_pins_is_refused_on_update(project, question):
+    assert_refused(project, question, PINNED_ANSWERS[question])
+
+
+def test_pinned_answers_are_free_on_the_first_copy(tmp_path):
+    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(PINNED_ANSWERS), str(REPO),
+                        str(tmp_path / "project"))
+    assert result.returncode == 0, result.stderr
+    assert {name: as_typed(tmp_path / "project")[name] for name in PINNED_ANSWERS} == PINNED_ANSWERS
+
+
+@pytest.mark.full
+def test_an_existing_database_serves_the_project_after_every_free_answer_changed(project):
+    """v1's database, initialised and used, restarted from the db/ files of an
+    update that changed every free answer at once (the container rebuilt on the
+    same volume); the backend, with its new environment, migrates and reads
+    back what was written before."""
+    venv = venv_for(project / "back")
+    db = start_project_db(project)
+    try:
+        backend = Backend(project, db, venv)
+        backend.manage("migrate", "--noinput", check=True)
+        backend.manage("shell", "-c", "from personas.models import Usuario; "
+                       "Usuario.objects.create_user('before', 'before@example.org', 'a-long-passphrase-1')",
+                       check=True)
+        db.stop()
+        env_before = snapshot(project)
+        changes = {name: value for case in FREE_ANSWERS.values() for name, value in case.items()}
+        update(project, *data_args(changes))
+        assert_updated_consistently(project, changes, env_before)
+
+        db.rebuild()
+        db.start()
+        assert db.query("SHOW shared_buffers", **db.app) == [("512MB",)]  # tuned for 2048 MiB
+        backend = Backend(project, db, venv)
+        assert backend.compose_env["DB_HOST"] == changes["db_service"]
+        backend.manage("migrate", "--noinput", check=True)
+        result = backend.manage("shell", "-c", "from django.conf import settings; from personas.models import Usuario;"
+                                " print(Usuario.objects.get(username='before').email, settings.TIME_ZONE,"
+                                " settings.LANGUAGE_CODE)", check=True)
+        assert result.stdout.split() == ["before@example.org", changes["timezone"], changes["language_code"]]
+    finally:
+        db.destroy()

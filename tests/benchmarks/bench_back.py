@@ -105,7 +105,7 @@ def database_cpu(postmaster: int) -> float:
 def server_command(backend: Backend, server: str) -> list[str] | None:
     if server == "image":
         return None  # the Dockerfile's CMD
-    package = backend.dotenv["DJANGO_SETTINGS_MODULE"].partition(".")[0]
+    package = backend.compose_env["DJANGO_SETTINGS_MODULE"].partition(".")[0]
     return ["gunicorn", "--bind", "0.0.0.0:{PORT}", "--worker-class", "gthread", "--workers", "2",
             "--threads", "4", "--no-control-socket", f"{package}.wsgi"]
 

@@ -6,8 +6,9 @@ with what the container would have:
 * Python >= 3.12 in a virtualenv with the rendered requirements-dev.txt
   (harness.python);
 * the environment compose gives the container: the Dockerfile's ENV lines of
-  the target stage, overridden by back/.env parsed exactly like compose's
-  env_file (harness.dotenv);
+  the target stage, overridden by the backend service's env_file (back/.env,
+  parsed exactly like compose's, harness.dotenv) and `environment:` in
+  docker-compose.dev.yml (harness.compose.service_environment);
 * the image's PATH: every file the Dockerfile COPYs into /usr/local/bin (the
   entrypoint, the healthcheck) is found under the same name;
 * the network view: DB_HOST stays the rendered service name (e.g. giga-db),
@@ -32,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import dotenv
+from . import compose
 from .dockerfile import dockerfile_stages
 from .hosts import with_hosts
 from .net import free_port, listening, serving
@@ -49,8 +50,8 @@ class Backend:
         self.db = db
         self.venv = venv
         self.stage = dockerfile_stages(self.dir / "Dockerfile")[target]
-        self.dotenv = dotenv.load(self.dir / ".env")
-        self.db_service = self.dotenv["DB_HOST"]
+        self.compose_env = compose.service_environment(project, "docker-compose.dev.yml", "backend")
+        self.db_service = self.compose_env["DB_HOST"]
         self.hide_var_lib = hide_var_lib
         self.bin = Path(tempfile.mkdtemp(prefix="back-bin-"))
         for name, source in self.stage.bin_files.items():
@@ -66,7 +67,7 @@ class Backend:
             "VIRTUAL_ENV": str(self.venv),
         }
         env.update(self.stage.env)  # the image's ENV
-        env.update(self.dotenv)  # compose's env_file wins over the image
+        env.update(self.compose_env)  # compose's env_file and environment win over the image
         env["DB_PORT"] = str(self.db.port)  # the only change: the test server's port
         env.update(overrides)
         return env

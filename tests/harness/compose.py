@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from . import dotenv
+
 COMPOSE_FILES = ("db/docker-compose.yml", "docker-compose.dev.yml")
 
 
@@ -112,3 +114,38 @@ def healthcheck_command(service: dict) -> list[str]:
     if kind == "CMD":
         return args
     raise ValueError(f"healthcheck test of kind {kind!r}")
+
+
+def service_environment(project: Path, compose_file: str, service: str) -> dict[str, str]:
+    """The environment compose gives `service` of `compose_file` (relative to
+    `project`): its env_file, then its `environment:`, which wins; values
+    unescaped (`$$`) and interpolated (`${NAME}`) from the compose file's
+    directory's .env, as compose does. The image's own ENV is not included."""
+    path = project / compose_file
+    definition = load(path)["services"][service]
+    project_dotenv = path.parent / ".env"
+    interpolation = dotenv.load(project_dotenv) if project_dotenv.exists() else {}
+    env_files = definition.get("env_file") or []
+    env: dict[str, str] = {}
+    for env_file in [env_files] if isinstance(env_files, str) else env_files:
+        env.update(dotenv.load(path.parent / env_file))
+    declared = definition.get("environment") or {}
+    if isinstance(declared, list):
+        declared = dict(item.split("=", 1) for item in declared)
+    for name, value in declared.items():
+        if value is None:
+            raise ValueError(f"{compose_file}: {service} takes {name} from the host's environment")
+        if not isinstance(value, str):
+            raise ValueError(f"{compose_file}: {service}'s {name} must be a string, not {value!r}")
+        env[name] = unescape(value, interpolation)
+    return env
+
+
+def environments(project: Path) -> dict[str, dict[str, str]]:
+    """The effective environment of the database, the backend and the
+    frontend containers (service_environment), by role."""
+    services = {"db": ("db/docker-compose.yml", db_service(project)[0]),
+                "backend": ("docker-compose.dev.yml", "backend"),
+                "frontend": ("docker-compose.dev.yml", "frontend")}
+    return {role: service_environment(project, compose_file, service)
+            for role, (compose_file, service) in services.items()}

@@ -1,6 +1,7 @@
 """Run a rendered project's front/ natively: npm, and the built server on node.
 
-The production image runs its CMD (`node build`) with front/.env's settings;
+The production image runs its CMD (`node build`) with the environment compose
+gives the frontend (front/.env, then docker-compose.dev.yml's `environment:`);
 so does `serve_front`, with the backend reached by its network alias (resolved
 through a private /etc/hosts, see harness.hosts) and only the ports changed.
 `serve_dev` runs the dev image's CMD (`vite dev`) the same way.
@@ -15,7 +16,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import dotenv
+from urllib.parse import urlsplit
+
+from . import compose
 from .dockerfile import dockerfile_stages
 from .hosts import with_hosts
 from .net import answering, free_port, serving
@@ -63,11 +66,15 @@ def build(installed: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serve_front(built: Path, backend_alias: str, backend_port: int):
-    """The production image's CMD (`node build`); yields its base URL."""
+def serve_front(project: Path, built: Path, backend_port: int):
+    """The production image's CMD (`node build`) of `project`'s front/, built in
+    `built`, calling the API on `backend_port` at the backend's alias; yields
+    its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, **dotenv.load(built / ".env"), "PORT": str(port), "HOST": "127.0.0.1",
+    env = compose.service_environment(project, "docker-compose.dev.yml", "frontend")
+    backend_alias = urlsplit(env["INTERNAL_API_URL"]).hostname
+    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1",
            "ORIGIN": base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
     command = dockerfile_stages(built / "Dockerfile")[""].cmd
     with serving([*with_hosts({backend_alias: "127.0.0.1"}), *command], cwd=built, env=env,

@@ -156,10 +156,8 @@ def conf_settings(path: Path) -> dict[str, str]:
 
 def container_environment(db_dir: Path) -> dict[str, str]:
     """What compose puts in the DB container's environment: env_file, then environment."""
-    _, service = compose.db_service(db_dir.parent)
-    env = dotenv.load(db_dir / service["env_file"])
-    env.update({k: str(v) for k, v in (service.get("environment") or {}).items()})
-    return env
+    name, _ = compose.db_service(db_dir.parent)
+    return compose.service_environment(db_dir.parent, f"{db_dir.name}/docker-compose.yml", name)
 
 
 class PostgresServer:
@@ -199,6 +197,18 @@ class PostgresServer:
         self.initdb_d = initdb_d
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(self.root)], check=True)
+
+    def rebuild(self) -> None:
+        """The container recreated from the (updated) db/ files on the same
+        volume: the image's postgresql.conf and pg_hba.conf and the container's
+        environment are read again; init/ never runs again on existing data."""
+        if self.is_running():
+            raise RuntimeError("stop the server before rebuilding its container")
+        self.env = container_environment(self.db_dir)
+        shutil.copy(self.db_dir / "postgresql.conf", self.config_file)
+        shutil.copy(self.db_dir / "pg_hba.conf", self.hba_file)
+        if os.geteuid() == 0:
+            subprocess.run(["chown", f"{RUN_AS}:{RUN_AS}", str(self.config_file), str(self.hba_file)], check=True)
 
     # -- running things as the server's user ---------------------------------
     def _run(self, args: list[str], env: dict[str, str] | None = None, traced: bool = False,

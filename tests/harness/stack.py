@@ -33,7 +33,8 @@ def running(project: Path, front_built: Path, staff: dict[str, str] | None = Non
             backend_env: dict[str, str] | None = None):
     """Yields the Stack of `project`, whose front/ was built in `front_built`
     (harness.node.install, then build); `staff`: a superuser to create
-    (username, email, password); `backend_env`: overrides of back/.env."""
+    (username, email, password); `backend_env`: overrides of the backend's
+    compose environment."""
     answers = recorded(project)
     db = start_project_db(project)
     try:
@@ -44,7 +45,7 @@ def running(project: Path, front_built: Path, staff: dict[str, str] | None = Non
                            f"{staff['username']!r}, {staff['email']!r}, {staff['password']!r})", check=True)
         api_port = free_port()
         with backend.serve(port=api_port, env=backend_env) as (api_url, _):
-            with node.serve_front(front_built, alias(answers, "backend"), api_port) as front_url:
+            with node.serve_front(project, front_built, api_port) as front_url:
                 yield Stack(db, backend, api_url, front_url, dict(staff or {}))
     finally:
         db.destroy()

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from harness.answers import alias, recorded
-from harness import dotenv
+from harness import compose, dotenv
 from harness.backend import http as api_call
 from harness.dockerfile import base_images, named_stages
 from harness.node import npm, shown
@@ -45,12 +45,15 @@ def test_front_env_points_at_the_backend_alias(example):
     project, a = example, recorded(example)
     services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
     assert alias(a, "backend") in aliases(services["backend"])
-    for name in (".env", ".env.example"):
-        env = dotenv.load(project / "front" / name)
-        assert env["INTERNAL_API_URL"] == f"http://{alias(a, 'backend')}:{a['backend_port']}", name
-        assert env["PORT"] == str(a["frontend_port"]), name
-        assert env["ORIGIN"] == f"http://localhost:{a['frontend_port']}", name
-        assert env["PUBLIC_PROJECT_NAME"] == a["project_name"], name
+    # in Docker: what compose gives the container
+    container = compose.service_environment(project, "docker-compose.dev.yml", "frontend")
+    # outside Docker (npm run dev, node build): .env.example, the API on its published port
+    outside = dotenv.load(project / "front/.env.example")
+    for env, api_host in ((container, alias(a, "backend")), (outside, "localhost")):
+        assert env["INTERNAL_API_URL"] == f"http://{api_host}:{a['backend_port']}", env
+        assert env["PORT"] == str(a["frontend_port"])
+        assert env["ORIGIN"] == f"http://localhost:{a['frontend_port']}"
+        assert env["PUBLIC_PROJECT_NAME"] == a["project_name"]
 
 
 def test_front_dev_server_answers_on_the_published_port_and_alias(example):

@@ -18,6 +18,7 @@ import yaml
 
 from harness.answers import alias, as_typed, recorded as answers, secrets as secrets_of
 from harness import compose, dotenv, make
+from harness.consistency import mismatches
 from harness.dockerfile import base_images
 from harness.postgres import conf_settings
 from harness.render import (PLACEHOLDER_SECRETS, SECRET_QUESTIONS, REFRESH_COMMAND, RENDER_SPECIFIC, REPO, project_files,
@@ -175,11 +176,34 @@ def test_secrets_live_only_in_git_ignored_env_files(default_project, tmp_path):
 
 def test_env_examples_hold_placeholders_only(default_project):
     secrets = secrets_of(default_project)
-    for example in default_project.rglob(".env.example"):
+    examples = sorted(default_project.rglob(".env.example"))
+    assert [example.parent.name for example in examples] == ["back", "db", "front"]
+    for example in examples:
         text = example.read_text()
         assert not any(s in text for s in secrets.values()), example
+    for example in examples[:2]:
         real = dotenv.load(example.with_name(".env"))
         assert set(dotenv.load(example)) == set(real), f"{example} must list the same variables as .env"
+    # front/.env holds the team's own values only; its example is for running
+    # outside Docker, with what compose sets in Docker
+    assert dotenv.load(default_project / "front/.env") == {}
+    frontend = compose.load(default_project / "docker-compose.dev.yml")["services"]["frontend"]
+    assert set(dotenv.load(examples[2])) == set(frontend["environment"])
+
+
+def test_env_files_hold_no_value_derived_from_an_answer(default_project):
+    """Whatever the answers decide lives in the compose files, which updates
+    maintain; the env files, which updates skip, keep secrets and the team's
+    own settings."""
+    derived = {"POSTGRES_USER", "POSTGRES_DB", "APP_DB_USER", "MONITOR_DB_USER", "DB_HOST", "DB_PORT", "DB_NAME",
+               "DB_USER", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOWED_HOSTS", "DJANGO_CSRF_TRUSTED_ORIGINS",
+               "DJANGO_TRUSTED_PROXIES", "DJANGO_LANGUAGE_CODE", "TZ", "DJANGO_ADMIN_EMAIL", "INTERNAL_API_URL",
+               "PORT", "ORIGIN", "PUBLIC_PROJECT_NAME"}
+    environments = compose.environments(default_project)
+    for env_file, role in (("db/.env", "db"), ("back/.env", "backend"), ("front/.env", "frontend")):
+        assert set(dotenv.load(default_project / env_file)) & derived == set(), env_file
+        assert derived & set(environments[role]), f"the {role} gets none of its answers' values"
+    assert derived <= set().union(*environments.values())
 
 
 def test_env_files_are_protected_from_updates():
@@ -263,12 +287,13 @@ def test_frontend_reaches_the_backend_over_the_app_network(example):
 
 
 def test_every_host_name_a_service_uses_resolves_to_the_intended_service(example):
-    """Each name one container calls another by (env files, settings defaults)
+    """Each name one container calls another by (its environment, settings defaults)
     is an alias on a network the two share, and names exactly that service."""
     a = answers(example)
     services = compose.topology(example)
-    api_host = re.match(r"https?://([^:/]+)", dotenv.load(example / "front/.env")["INTERNAL_API_URL"]).group(1)
-    back_env = dotenv.load(example / "back/.env")
+    environments = compose.environments(example)
+    api_host = re.match(r"https?://([^:/]+)", environments["frontend"]["INTERNAL_API_URL"]).group(1)
+    back_env = environments["backend"]
     expected = [
         ("frontend", api_host, "backend"),                       # the SvelteKit server's API calls
         ("backend", back_env["DB_HOST"], a["db_service"]),       # Django's database
@@ -355,7 +380,7 @@ def test_published_ports_agree_with_the_answers(example):
 
 def test_env_names_agree_across_files(example):
     a = answers(example)
-    db_env = dotenv.load(example / "db/.env")
+    db_env = compose.environments(example)["db"]
     assert (db_env["POSTGRES_USER"], db_env["POSTGRES_DB"], db_env["APP_DB_USER"]) == (
         a["db_admin_user"], a["db_name"], a["db_user"])
     read = set()
@@ -364,7 +389,9 @@ def test_env_names_agree_across_files(example):
         read |= set(re.findall(r"\$\{?([A-Z_]+)", text)) | set(re.findall(r"^\\getenv \w+ (\w+)$", text, re.M))
     assert {"APP_DB_USER", "APP_DB_PASSWORD", "POSTGRES_DB"} <= read
     for variable in read:
-        assert variable in db_env, f"an init script reads {variable}, which db/.env does not set"
+        assert variable in db_env, f"an init script reads {variable}, which the db container does not get"
+
+    assert mismatches(example) == []
 
 
 def test_generated_readmes_give_the_documents_steps_with_the_projects_names(example):

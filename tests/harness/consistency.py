@@ -70,7 +70,7 @@ def mismatches(project: Path) -> list[str]:
     k8s = project / "deploy/k8s"
     same("kubernetes manifests", k8s.is_dir(), a["kubernetes"])
     if a["kubernetes"]:
-        hosts = set(re.findall(r"host: (\S+)", (k8s / "base/ingress.yaml").read_text()))
+        hosts = set(re.findall(r"^\s*(?:- )?host: (\S+)$", (k8s / "base/ingress.yaml").read_text(), re.M))
         same("domain", hosts, {a["domain"]})
         production = (k8s / "overlays/production/kustomization.yaml").read_text()
         same("production instances", re.search(r"value: (\d+)", production).group(1), a["k8s_instances_production"])

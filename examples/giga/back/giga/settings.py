@@ -5,9 +5,11 @@ The backend has NO database of its own. Every byte of data lives in the
 isolated PostgreSQL of db/ (service `giga-db` on the Docker network
 `giga_dev_network`); this process only connects to it.
 
-Every value comes from the environment (back/.env, passed in by
-`docker compose` as env_file). Django never reads the .env file itself:
-compose's quoting rules ($$, \", ...) are the only ones that apply.
+Every value comes from the environment, which `docker compose` builds from
+back/.env (env_file: secrets and the team's settings) and the backend's
+`environment:` in docker-compose.dev.yml (the values derived from the
+template's answers). Django never reads the .env file itself: compose's
+quoting rules ($$, \", ...) are the only ones that apply.
 
 Production: giga/production.py imports this module and hardens it.
 """
@@ -51,8 +53,8 @@ def required_list(name):
     items = env_list(name, "")
     if not items:
         raise ImproperlyConfigured(
-            f"The environment variable {name} lists nothing. It comes from back/.env "
-            "(see back/.env.example); with docker compose it is passed by env_file."
+            f"The environment variable {name} lists nothing. With docker compose it comes "
+            "from the backend's environment in docker-compose.dev.yml (see back/README.md)."
         )
     return items
 

@@ -176,6 +176,10 @@ def test_front_job_runs_check_test_lint_build(example):
 def test_lint_job_runs_the_hooks_and_validates_every_compose_file(example):
     lines = run_lines(example, "lint")
     assert "pre-commit run --all-files" in lines
+    # every hook but prettier (`npm run lint`, the front job's step)
+    (hooks_step,) = [step for step in steps(example, "lint") if "pre-commit run" in step.get("run", "")]
+    assert hooks_step["env"] == {"SKIP": "prettier"}
+    assert "npm run lint" in run_lines(example, "front")
     composes = sorted(str(p.relative_to(example)) for p in example.rglob("docker-compose*.yml"))
     assert len(composes) == 2
     for path in composes:
@@ -201,16 +205,16 @@ def test_pre_commit_runs_the_agreed_hooks_at_release_tags(example):
     config = yaml.safe_load((example / ".pre-commit-config.yaml").read_text())
     hooks = {hook["id"]: (repo, hook) for repo in config["repos"] for hook in repo["hooks"]}
     assert set(hooks) == HOOKS
-    for repo, hook in hooks.values():
-        if repo["repo"] == "local":  # pinned by the package it installs
-            assert all(re.fullmatch(r"[\w-]+==[\d.]+", dep) for dep in hook["additional_dependencies"]), hook
-        else:
+    for hook_id, (repo, hook) in hooks.items():
+        if repo["repo"] != "local":
             assert re.fullmatch(r"v\d+\.\d+\.\d+(\.\d+)?", repo["rev"]), repo
+        elif hook["language"] == "python":  # pinned by the package it installs
+            assert all(re.fullmatch(r"[\w-]+==[\d.]+", dep) for dep in hook["additional_dependencies"]), hook
+        else:  # prettier: front/'s own, pinned by its package-lock.json
+            assert hook_id == "prettier" and hook["entry"] == "npm --prefix front run lint", hook
     assert "--assume-in-merge" in hook_args(example, "check-merge-conflict")
-    # prettier: the versions front/ itself checks with
-    dev = json.loads((example / "front/package.json").read_text())["devDependencies"]
-    assert set(hooks["prettier"][1]["additional_dependencies"]) == {
-        f"prettier@{dev['prettier']}", f"prettier-plugin-svelte@{dev['prettier-plugin-svelte']}"}
+    scripts = json.loads((example / "front/package.json").read_text())["scripts"]
+    assert scripts["lint"].startswith("prettier --check . ")
     # ruff: the release the template's tests check back/ with
     ruff = subprocess.run(["ruff", "--version"], capture_output=True, text=True).stdout.split()[-1]
     assert hooks["ruff-check"][0]["rev"] == f"v{ruff}"

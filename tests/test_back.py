@@ -18,6 +18,7 @@ import os
 import py_compile
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -984,13 +985,27 @@ CHECKLIST = [
 ]
 
 
+class BackendRestartedWithTheDB(docker_shim.DockerShim):
+    """A backend that does not survive the database's restart: it exits, and
+    its restart policy starts a new one (a new process, started later)."""
+    contexts: contextlib.ExitStack
+
+    def restart(self, container):
+        answer = super().restart(container)
+        os.killpg(self.served.pid, signal.SIGTERM)
+        self.served.wait(timeout=30)
+        _, self.served = self.contexts.enter_context(self.backend.serve(port=self.port))
+        return answer
+
+
 @pytest.fixture
 def checklist_stack(giga_project, fresh_db_server):
-    """start(project, migrate, backend_db) -> a DockerShim over a DB of its
-    own and the backend of `project` (talking to `backend_db`, by default
-    that DB), served; the databases migrated unless told not to."""
+    """start(project, migrate, backend_db, shim) -> a `shim` (DockerShim) over a
+    DB of its own and the backend of `project` (talking to `backend_db`, by
+    default that DB), served; the databases migrated unless told not to."""
     with contextlib.ExitStack() as running:
-        def start(project: Path = giga_project, migrate: bool = True, backend_db=None) -> docker_shim.DockerShim:
+        def start(project: Path = giga_project, migrate: bool = True, backend_db=None,
+                  shim=docker_shim.DockerShim) -> docker_shim.DockerShim:
             db = fresh_db_server(giga_project)
             venv = venv_for(project / "back")
             backend = Backend(project, backend_db or db, venv)
@@ -999,7 +1014,9 @@ def checklist_stack(giga_project, fresh_db_server):
                     Backend(project, server, venv).manage("migrate", "--noinput", check=True)
             port = free_port()
             _, served = running.enter_context(backend.serve(port=port))
-            return docker_shim.DockerShim(project, db, backend, served, port)
+            started = shim(project, db, backend, served, port)
+            started.contexts = running  # for shims that start processes of their own
+            return started
         yield start
 
 
@@ -1043,6 +1060,23 @@ def test_make_verify_passes_every_item_and_leaves_nothing_behind(checklist_stack
 
 
 @pytest.mark.full
+def test_verify_probe_deletes_only_the_probes_it_creates(giga_backend, giga_db):
+    """The probe user make verify writes can never log in, and its delete can
+    never remove anyone else."""
+    create_user(giga_backend, "probe-bystander", "a-Strong-passw0rd!")
+    for name in ("probe-bystander", "verify-probe-", "verify-probe-0123456789abc", "verify-probe-%"):
+        result = giga_backend.manage("verify_probe", "delete", name)
+        assert result.returncode == 1 and "takes a probe's name" in result.stderr, (name, result.stderr)
+    assert app_query(giga_db, "SELECT count(*) FROM personas_usuario WHERE username = 'probe-bystander'") == [(1,)]
+    probe = giga_backend.manage("verify_probe", "create", check=True).stdout.strip()
+    (password,), = app_query(giga_db, "SELECT password FROM personas_usuario WHERE username = %s", (probe,))
+    assert password.startswith("!"), "an unusable password"
+    assert giga_backend.manage("verify_probe", "delete", probe, check=True).stdout.strip() == f"deleted {probe}"
+    assert probe_users(giga_db) == []
+    assert giga_backend.manage("verify_probe", "delete", probe).returncode == 1, "gone"
+
+
+@pytest.mark.full
 def test_make_verify_no_restart_skips_only_the_restart(checklist_stack):
     shim = checklist_stack()
     status, marks, output = make_verify(shim, "NO_RESTART=1")
@@ -1075,6 +1109,10 @@ def frontend_on_the_db_network(giga_project: Path, tmp_path: Path) -> Path:
     ("frontend on the db network", {"Only the backend shares a network with the database",
                                     "giga_db_dev and giga_backend_dev are on giga_dev_network, giga_frontend_dev is not"}),
     ("backend on another database", {"A user written through the backend is read back in giga_db_dev"}),
+    ("backend restarted with the db", {"The backend reconnects after a database restart"}),
+    ("backend down", {item.format(db="giga_db_dev", backend="giga_backend_dev", network="giga_dev_network",
+                                  frontend="giga_frontend_dev").split(" (")[0] for item in CHECKLIST[1:]}
+     - {"Django's tables are in the isolated database"}),  # psql in the DB container still sees them
 ])
 def test_make_verify_fails_exactly_the_broken_items(checklist_stack, giga_project, fresh_db_server, tmp_path,
                                                      broken, failing):
@@ -1085,11 +1123,17 @@ def test_make_verify_fails_exactly_the_broken_items(checklist_stack, giga_projec
     elif broken == "backend on another database":
         # both databases migrated: only the read-back tells them apart
         shim = checklist_stack(backend_db=fresh_db_server(giga_project))
+    elif broken == "backend restarted with the db":
+        shim = checklist_stack(shim=BackendRestartedWithTheDB)
     else:
         shim = checklist_stack(migrate=broken != "not migrated")
     if broken == "db stopped":
         shim.db.stop()
-    status, marks, output = make_verify(shim, "NO_RESTART=1")
+    if broken == "backend down":
+        os.killpg(shim.served.pid, signal.SIGTERM)
+        shim.served.wait(timeout=30)
+    restarts = broken in ("backend restarted with the db", "backend down")  # the last item restarts the DB
+    status, marks, output = make_verify(shim, *([] if restarts else ["NO_RESTART=1"]))
     assert status != 0, output
     assert "checklist item(s) failed" in output
     assert {title for title, mark in marks.items() if mark == "❌"} == failing, output

@@ -992,7 +992,7 @@ class BackendRestartedWithTheDB(docker_shim.DockerShim):
 
     def restart(self, container):
         answer = super().restart(container)
-        os.killpg(self.served.pid, signal.SIGTERM)
+        os.killpg(self.served.pid, signal.SIGKILL)
         self.served.wait(timeout=30)
         _, self.served = self.contexts.enter_context(self.backend.serve(port=self.port))
         return answer
@@ -1130,7 +1130,7 @@ def test_make_verify_fails_exactly_the_broken_items(checklist_stack, giga_projec
     if broken == "db stopped":
         shim.db.stop()
     if broken == "backend down":
-        os.killpg(shim.served.pid, signal.SIGTERM)
+        os.killpg(shim.served.pid, signal.SIGKILL)
         shim.served.wait(timeout=30)
     restarts = broken in ("backend restarted with the db", "backend down")  # the last item restarts the DB
     status, marks, output = make_verify(shim, *([] if restarts else ["NO_RESTART=1"]))

@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from personas.models import Usuario
 
 PREFIX = "verify-probe-"
-PROBE_NAME = re.compile(rf"{PREFIX}[0-9a-f]{{12}}")
+PROBE_NAME = re.compile(PREFIX + "[0-9a-f]{12}")
 
 
 class Command(BaseCommand):

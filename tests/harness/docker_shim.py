@@ -69,7 +69,8 @@ def process_started(pid: int) -> str:
 class DockerShim:
     """The containers of `project`: its DB (`db`), its backend (`backend`,
     served as `served`, a harness.net.serving Popen, on `port`); the frontend
-    is taken as up (`frontend_up`) for the network's member list."""
+    is taken as up (`frontend_up`) for the network's member list; any other
+    service (a compose profile's) as not started."""
 
     def __init__(self, project: Path, db: PostgresServer, backend: Backend, served=None, port: int | None = None,
                  frontend_up: bool = True):
@@ -77,7 +78,9 @@ class DockerShim:
         self.served, self.port, self.frontend_up = served, port, frontend_up
         services = {name: service for path in compose.COMPOSE_FILES
                     for name, service in compose.load(project / path)["services"].items()}
-        self.container = {name: service["container_name"] for name, service in services.items()}
+        # Optional services (compose profiles) may have no fixed name: they never run here.
+        self.container = {name: service["container_name"] for name, service in services.items()
+                          if "container_name" in service}
         self.service = {container: name for name, container in self.container.items()}
         self.db_service = compose.db_service(project)[0]
         self.calls: list[list[str]] = []
@@ -88,7 +91,7 @@ class DockerShim:
             return self.db.is_running()
         if service == "backend":
             return self.served is not None and self.served.poll() is None
-        return self.frontend_up
+        return service == "frontend" and self.frontend_up
 
     def state(self, service: str) -> dict:
         up = self.running(service)

@@ -10,6 +10,13 @@ from personas.models import Usuario
 PASSWORD = "a-Strong-passw0rd!"
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """The tests read Django's and DRF's messages in English, whatever
+    language the project answers in (DJANGO_LANGUAGE_CODE)."""
+    settings.LANGUAGE_CODE = "en-us"
+
+
 @pytest.fixture
 def password():
     return PASSWORD

@@ -10,7 +10,7 @@ with what the container would have:
   parsed exactly like compose's, harness.dotenv) and `environment:` in
   docker-compose.dev.yml (harness.compose.service_environment);
 * the image's PATH: every file the Dockerfile COPYs into /usr/local/bin (the
-  entrypoint, the healthcheck) is found under the same name;
+  entrypoint, the healthcheck) is found under the same name, executable;
 * the network view: DB_HOST stays the rendered service name (e.g. giga-db),
   resolved through a private /etc/hosts (harness.hosts) to the address where
   the test's PostgreSQL listens; only DB_PORT changes, to that server's port;
@@ -26,6 +26,7 @@ from http.client import HTTPConnection
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -55,7 +56,9 @@ class Backend:
         self.hide_var_lib = hide_var_lib
         self.bin = Path(tempfile.mkdtemp(prefix="back-bin-"))
         for name, source in self.stage.bin_files.items():
-            (self.bin / name).symlink_to(self.dir / source)
+            # COPY --chmod=0755: executable in the image whatever its mode in back/
+            shutil.copy(self.dir / source, self.bin / name)
+            (self.bin / name).chmod(0o755)
         self.bin.chmod(0o755)
 
     # -- the container's environment -------------------------------------
@@ -71,6 +74,13 @@ class Backend:
         env["DB_PORT"] = str(self.db.port)  # the only change: the test server's port
         env.update(overrides)
         return env
+
+    def port_env(self, port: int) -> dict[str, str]:
+        """The image's port variables (PORT, GRANIAN_PORT, ...) all say the
+        published port; here they all say `port`."""
+        published = self.stage.env.get("PORT")
+        return {"PORT": str(port), **{name: str(port) for name, value in self.stage.env.items()
+                                      if name.endswith("_PORT") and value == published}}
 
     def prefix(self) -> list[str]:
         """unshare: DB_HOST resolves to the server; /var/lib is empty."""
@@ -101,12 +111,8 @@ class Backend:
         published = self.stage.env.get("PORT")
         command = [arg.replace(f":{published}", f":{port}") if published else arg
                    for arg in [*self.stage.entrypoint, *self.stage.cmd]]
-        # The image's port variables (PORT, GRANIAN_PORT, ...) all say the
-        # published port; here they all say the free port chosen.
-        ports = {name: str(port) for name, value in self.stage.env.items()
-                 if name == "PORT" or (name.endswith("_PORT") and value == self.stage.env.get("PORT"))}
         with serving([*self.prefix(), *command], cwd=self.dir,
-                     env=self.environment(**{"PORT": str(port), **ports, **(env or {})}),
+                     env=self.environment(**{**self.port_env(port), **(env or {})}),
                      ready=listening(port), timeout=ready_timeout, name="backend") as process:
             yield f"http://127.0.0.1:{port}", process
 

@@ -11,9 +11,12 @@ import subprocess
 from pathlib import Path
 
 
-def make(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", *args], cwd=project,
-                          capture_output=True, text=True, timeout=60)
+def make(project: Path, *args: str, env: dict[str, str] | None = None,
+         timeout: float = 60) -> subprocess.CompletedProcess:
+    """`make ARGS` in the project; `env`: the whole environment (e.g. a PATH
+    with harness.docker_shim's `docker` first)."""
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def commands(project: Path, target: str, **variables: str) -> list[list[str]]:

@@ -4,6 +4,9 @@ Checks, one line each (✅ or ❌), that this backend has no database of its
 own and really uses the isolated PostgreSQL; exits 1 if any line is ❌.
 
     docker exec <slug>_backend_dev python manage.py verify_architecture
+    ... verify_architecture --only no-file-db no-pg-data   # some checks only
+
+scripts/verify (`make verify`) runs them in groups, one per checklist item.
 
 The network check reads the compose files: docker-compose.dev.yml mounts them
 into the container at /compose; from a checkout, the project root is found
@@ -39,6 +42,20 @@ DB_COMPOSE = "db/docker-compose.yml"
 BACKEND_SERVICE = "backend"
 FRONTEND_SERVICE = "frontend"
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
+
+
+# --only's names -> the ✅/❌ line's title, in the order they run.
+CHECKS = {
+    "engine": "ENGINE is PostgreSQL",
+    "host": "HOST is the isolated database service {service!r}",
+    "connection": "Connection to the isolated database",
+    "migrations": "No unapplied migrations",
+    "tables": "Django's tables exist in the isolated database",
+    "round-trip": "Write/read round trip (rolled back)",
+    "no-file-db": "No embedded file database on the backend side",
+    "no-pg-data": "No PostgreSQL data directory on the backend side",
+    "networks": "Only the backend shares a network with the database",
+}
 
 
 class Abort(Exception):
@@ -133,27 +150,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument("--only", nargs="+", choices=CHECKS, metavar="CHECK",
+                            help=f"run these checks only: {', '.join(CHECKS)}")
         parser.add_argument("--compose-dir", type=Path,
                             help=f"directory holding {DEV_COMPOSE} and {DB_COMPOSE} "
                                  f"(default: {COMPOSE_MOUNT}, else the project root of this checkout)")
 
-    def handle(self, *args, database, compose_dir, **options):
+    def handle(self, *args, database, compose_dir, only, **options):
         self.alias = database
         self.compose_dir = compose_dir
         self.connection = connections[database]
         self.failures = 0
         self.total = 0
-        checks = [
-            ("ENGINE is PostgreSQL", self.check_engine),
-            (f"HOST is the isolated database service {settings.DB_SERVICE!r}", self.check_host),
-            ("Connection to the isolated database", self.check_connection),
-            ("No unapplied migrations", self.check_migrations),
-            ("Django's tables exist in the isolated database", self.check_tables),
-            ("Write/read round trip (rolled back)", self.check_round_trip),
-            ("No embedded file database on the backend side", self.check_no_file_database),
-            ("No PostgreSQL data directory on the backend side", self.check_no_postgres_data),
-            ("Only the backend shares a network with the database", self.check_networks),
-        ]
+        checks = [(title.format(service=settings.DB_SERVICE), getattr(self, f"check_{key.replace('-', '_')}"))
+                  for key, title in CHECKS.items() if not only or key in only]
         connected = True
         for title, check in checks:
             needs_db = check in (self.check_migrations, self.check_tables, self.check_round_trip)
@@ -236,13 +246,13 @@ class Command(BaseCommand):
             raise Abort("the rolled-back row is still there")
         return "INSERT + SELECT on personas_usuario, rolled back"
 
-    def check_no_file_database(self):
+    def check_no_file_db(self):
         found = file_databases(settings.BASE_DIR)
         if found:
             raise Abort(", ".join(map(str, found)))
         return f"none under {settings.BASE_DIR}"
 
-    def check_no_postgres_data(self):
+    def check_no_pg_data(self):
         roots = [*PG_SCAN_ROOTS, Path(settings.BASE_DIR)]
         if os.environ.get("PGDATA"):
             roots.append(Path(os.environ["PGDATA"]))

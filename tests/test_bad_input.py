@@ -259,3 +259,14 @@ def test_awkward_text_is_one_line_of_utf8_everywhere(awkward_text_project):
         assert any(line.startswith("#") and name in line for line in lines), conf
     recorded = as_typed(awkward_text_project)
     assert (recorded["project_name"], recorded["admin_email"]) == (AWKWARD_TEXT["project_name"], AWKWARD_TEXT["admin_email"])
+
+
+@pytest.mark.parametrize("text", ["non\ufffecharacter", "non\uffffcharacter", "quote \" back \\ dollar $$ {x}"])
+def test_text_yaml_cannot_hold_raw_arrives_verbatim_in_the_containers_environment(tmp_path, text):
+    """YAML refuses U+FFFE and U+FFFF written as they are: the compose files
+    escape them, and everything else compose or YAML would read as syntax."""
+    answers = {"project_name": f"Giga {text}", "admin_email": f"{text.split()[0]}@example.org"}
+    assert copy_in_process(REPO, answers, tmp_path / "project") is None
+    environments = compose.environments(tmp_path / "project")
+    assert environments["frontend"]["PUBLIC_PROJECT_NAME"] == answers["project_name"]
+    assert environments["backend"]["DJANGO_ADMIN_EMAIL"] == answers["admin_email"]

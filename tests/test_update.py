@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 import yaml
 from packaging.version import InvalidVersion, Version
 
+from harness import dotenv
 from harness.answers import as_typed, recorded
 from harness.backend import Backend
 from harness.consistency import mismatches
@@ -337,7 +339,8 @@ def test_check_update_sees_the_release_before_and_none_after(updated_from_earlie
 def test_message_after_update_says_what_to_review(updated_from_earlier):
     message = updated_from_earlier.message
     skipped = yaml.safe_load((REPO / "copier.yml").read_text())["_skip_if_exists"]
-    for needed in ("git diff", "<<<<<<<", "*.rej", "CHANGELOG.md", ".env.example", "make verify", *skipped):
+    for needed in ("git diff", "<<<<<<<", "*.rej", "CHANGELOG.md", ".env.example", "make verify", *skipped,
+                   "docker compose up -d --build", "make db-upgrade FROM=<old major>"):
         assert needed in message, f"the message after an update does not mention {needed!r}"
 
 
@@ -349,8 +352,17 @@ def test_message_after_copy_gives_the_start_sequence_as_make_targets(tmp_path):
 
 
 @pytest.mark.full
-def test_back_suite_passes_after_the_update(updated_from_earlier, fresh_db_server):
-    project = updated_from_earlier.project
+def test_back_suite_passes_after_the_update(updated_from_earlier, fresh_db_server, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(updated_from_earlier.project, project, symlinks=True)
+    # What the message after the update asks: db/.env gets what its refreshed
+    # .env.example lists and it lacks (the earlier version had no monitoring
+    # role), with a password of its own; a new volume's init/ needs it.
+    db_env = project / "db/.env"
+    missing = {name: secrets.token_hex(32) if name.endswith("PASSWORD") else value
+               for name, value in dotenv.load(project / "db/.env.example").items()
+               if name not in dotenv.load(db_env)}
+    db_env.write_text(db_env.read_text() + "".join(f"{name}={value}\n" for name, value in missing.items()))
     backend = Backend(project, fresh_db_server(project), venv_for(project / "back"))
     result = backend.run("pytest", "-q", "-rA", "-p", "no:cacheprovider", timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

@@ -125,7 +125,8 @@ def template_copy(destination: Path, *, jinja_only: bool) -> Path:
     shutil.copy(REPO / "copier.yml", destination)
     shutil.copytree(REPO / "includes", destination / "includes")
     for path in (REPO / "template").rglob("*"):
-        if path.is_file() and (path.suffix == ".jinja" or not jinja_only):
+        # the env files too: compose reads them (harness.compose.service_environment)
+        if path.is_file() and (path.suffix == ".jinja" or path.name == ".env" or not jinja_only):
             target = destination / path.relative_to(REPO)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)

@@ -153,4 +153,5 @@ def validator(template: Path, question: str):
     from copier._main import Worker
     source = yaml.safe_load((template / "copier.yml").read_text())[question]["validator"]
     compiled = Worker(src_path=str(template), dst_path=str(template / "unused")).jinja_env.from_string(source)
-    return lambda answers: compiled.render(**answers).strip()
+    # as on `copier copy`: no recorded answers yet (copier.yml's _external_data)
+    return lambda answers: compiled.render(**{"_external_data": {"previous": {}}, **answers}).strip()

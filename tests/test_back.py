@@ -435,6 +435,8 @@ def test_production_stage_collects_and_serves_the_admins_static_files(giga_proje
     project = tmp_path / "project"
     project.mkdir()
     subprocess.run(["cp", "-a", str(giga_project / "back"), str(project / "back")], check=True)
+    # the backend's environment: back/.env and this file's `environment:`
+    shutil.copy(giga_project / "docker-compose.dev.yml", project)
     backend = Backend(project, giga_db, backend_venv)
     # the image's `RUN ... collectstatic`, with the production stage's ENV and
     # no secrets (a build has none)

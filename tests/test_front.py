@@ -180,8 +180,8 @@ def test_other_answers_still_check_and_lint(render, front_installed, tmp_path):
 
 @pytest.mark.full
 def test_no_database_secret_or_name_in_front_or_its_build(giga_project, front_built):
-    db_env = dotenv.load(giga_project / "db/.env")
-    back_env = dotenv.load(giga_project / "back/.env")
+    containers = compose.environments(giga_project)
+    db_env, back_env = containers["db"], containers["backend"]
     values = {
         "POSTGRES_PASSWORD": db_env["POSTGRES_PASSWORD"],
         "APP_DB_PASSWORD": db_env["APP_DB_PASSWORD"],

@@ -161,6 +161,7 @@ def test_update_keeps_secrets_and_the_teams_edits(upstream, project):
     assert not list(project.rglob("*.rej")), "the update left conflicts"
 
 
+@pytest.mark.full
 def test_changing_an_answer_retunes_without_touching_secrets(upstream, project):
     secrets_before = snapshot(project)
     update(project, "--vcs-ref", "v1", "--data", "db_memory_mb=2048")
@@ -203,6 +204,7 @@ def test_changelog_has_an_entry_per_release_newest_first():
     assert tags <= set(versions), f"releases without a CHANGELOG entry: {sorted(map(str, tags - set(versions)))}"
 
 
+@pytest.mark.full
 def test_a_file_the_team_deleted_stays_deleted(upstream, project):
     # one file upstream changes in the next release, one it leaves alone
     deleted = ("front/static/robots.txt", "docs/api-contract.md")
@@ -315,6 +317,7 @@ def updated_from_earlier(tmp_path_factory) -> Updated:
                    result.stderr)
 
 
+@pytest.mark.full
 def test_update_from_an_earlier_version_keeps_the_teams_work(updated_from_earlier):
     u = updated_from_earlier
     project = u.project
@@ -329,12 +332,14 @@ def test_update_from_an_earlier_version_keeps_the_teams_work(updated_from_earlie
     assert [name for name in conflicted(project) if name in unchanged or name.endswith(".rej")] == []
 
 
+@pytest.mark.full
 def test_check_update_sees_the_release_before_and_none_after(updated_from_earlier):
     u = updated_from_earlier
     assert u.check_before["update_available"] is True, u.check_before
     assert u.check_after["update_available"] is False, u.check_after
 
 
+@pytest.mark.full
 def test_message_after_update_says_what_to_review(updated_from_earlier):
     message = updated_from_earlier.message
     skipped = yaml.safe_load((REPO / "copier.yml").read_text())["_skip_if_exists"]
@@ -403,6 +408,7 @@ def assert_updated_consistently(project: Path, changes: dict[str, str], env_befo
     assert conflicted(project) == []
 
 
+@pytest.mark.full
 def test_the_free_answer_of_the_issue_takes_effect_on_update(project):
     """db_port, as a user tried it: the backend's DB_PORT follows postgresql.conf
     although back/.env is never rewritten."""

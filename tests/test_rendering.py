@@ -428,8 +428,9 @@ def test_readme_front_door_renders_with_its_own_copier(tmp_path):
     assert first_command == "scripts/new-project ../giga --defaults"
     destination = tmp_path / "work" / "giga"
     (tmp_path / "work" / "here").mkdir(parents=True)
-    # The command renders the newest release tag; --vcs-ref HEAD makes it render the code under test.
-    result = subprocess.run([str(REPO / "scripts/new-project"), str(destination), "--defaults", "--vcs-ref", "HEAD"],
+    # Spelled as the README spells it (relative, with `..`); the command renders
+    # the newest release tag, --vcs-ref HEAD makes it render the code under test.
+    result = subprocess.run([str(REPO / "scripts/new-project"), "../giga", "--defaults", "--vcs-ref", "HEAD"],
                             cwd=tmp_path / "work" / "here", capture_output=True, text=True,
                             env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

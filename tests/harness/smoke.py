@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("answers", type=Path, help="answers file, e.g. examples/giga.yml")
     parser.add_argument("destination", type=Path, nargs="?", help="where to render (default: a new temporary directory)")
     options = parser.parse_args(argv)
-    destination = options.destination or Path(tempfile.mkdtemp(prefix="smoke-")) / options.answers.stem
+    # absolute, without `..`: Copier refuses _external_data under a path spelled with `..`
+    destination = (options.destination or Path(tempfile.mkdtemp(prefix="smoke-")) / options.answers.stem).resolve()
     workdir = Path(tempfile.mkdtemp(prefix="smoke-work-"))
     failed = []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,10 +16,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _ephemeral_ports() -> range:
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return range(int(low), int(high) + 1)
+
+
+_EPHEMERAL = _ephemeral_ports()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, for a server started just after.
+
+    Picked below the kernel's ephemeral range: a port from bind(0) can be taken
+    by any outgoing connection (psql, a test's HTTP client) between the pick
+    and the server's own bind, which failed a server's start with "Address
+    already in use". Never the same port twice in one run."""
+    candidates = [port for port in range(20000, _EPHEMERAL.start) if port not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # servers listen on loopback or on all addresses
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def listening(port: int) -> Callable[[], bool]:

@@ -1,6 +1,6 @@
 """Benchmark: the rendered postgresql.conf against PostgreSQL's stock one, with pgbench.
 
-    .venv/bin/python -m tests.benchmarks.bench_postgresql_conf [--db-memory-mb 1024] [--scale 25]
+    .venv/bin/python -m tests.benchmarks.bench_postgresql_conf [--db-memory-mb 1024] [--scale 100]
         [--clients 8] [--threads 2] [--rw-duration 300] [--ro-duration 60] [--rounds 3] [--quick]
 
 What runs, in one run, on the same machine (nothing of it is a mock):
@@ -20,8 +20,11 @@ What runs, in one run, on the same machine (nothing of it is a mock):
   default script) and select-only (-S), with the same clients, threads and
   durations.
 
-The rendered conf assumes the container's memory limit (db_memory_mb); this
-machine may have more, which the OS page cache gives to both alike.
+Each server runs inside a memory cgroup of db_memory_mb, as the container
+does (`mem_limit`): its shared memory, backends and page cache all count
+against it, so data larger than the limit is read from storage, not from the
+host's spare RAM (needs root). The report gives what a commit's WAL flush
+costs on the data's storage (8 kB write + fdatasync) and the load average.
 
 Before each measurement: CHECKPOINT, so both start from the same state and
 pay their own checkpoints (and the full-page writes after each) inside the
@@ -46,6 +49,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ..harness.postgres import PostgresServer, client_bindir
@@ -84,6 +88,73 @@ class StockServer(PostgresServer):
             self._create_database()
         finally:
             self._pg_ctl("-m", "fast", "-w", "stop")
+
+
+def memory_hierarchy() -> tuple[Path, str]:
+    """(root of the memory cgroups, the limit's file name): cgroup v1 or v2."""
+    v1 = Path("/sys/fs/cgroup/memory")
+    if v1.is_dir():
+        return v1, "memory.limit_in_bytes"
+    controllers = Path("/sys/fs/cgroup/cgroup.controllers")
+    if controllers.exists() and "memory" in controllers.read_text().split():
+        return controllers.parent, "memory.max"
+    raise SystemExit("no memory cgroup to limit the servers with: run as root on cgroup v1 (memory) or v2")
+
+
+class ContainerMemory:
+    """A memory cgroup with the db container's limit (`mem_limit: <db_memory_mb>m`).
+
+    Docker charges a container's page cache to its memory cgroup, so inside the
+    container the database gets db_memory_mb in all, not the host's free memory;
+    the rendered conf is tuned for exactly that. Each server runs in one of its
+    own, stock included (the same limit, the same container). Needs root and a
+    cgroup v1 memory hierarchy or cgroup v2 with the memory controller."""
+
+    def __init__(self, name: str, megabytes: int):
+        hierarchy, limit_file = memory_hierarchy()
+        self.path = hierarchy / name
+        self.path.mkdir()
+        (self.path / limit_file).write_text(str(megabytes * 1024 * 1024))
+        # The server's user moves its own pg_ctl there; the server it starts inherits it.
+        shutil.chown(self.path / "cgroup.procs", "postgres")
+
+    def peak_mb(self) -> int | None:
+        peak = next((self.path / f for f in ("memory.max_usage_in_bytes", "memory.peak")
+                     if (self.path / f).exists()), None)
+        return int(peak.read_text()) // 2**20 if peak else None
+
+    def remove(self) -> None:
+        if self.path.exists():
+            self.path.rmdir()
+
+
+def limited(server_class):
+    """`server_class` whose server starts inside `self.memory` (a ContainerMemory)."""
+
+    class Limited(server_class):
+        memory: ContainerMemory
+
+        def _pg_ctl(self, *args: str) -> None:
+            self._run(["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self.memory.path / "cgroup.procs"),
+                       str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args])
+
+    return Limited
+
+
+def fdatasync_ms(directory: Path, writes: int = 500) -> float:
+    """Mean time of an 8 kB write + fdatasync in `directory`: what a commit's
+    WAL flush costs on this storage (pg_test_fsync's fdatasync case)."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        started = time.perf_counter()
+        for i in range(writes):
+            os.pwrite(fd, b"\0" * 8192, (i % 16) * 8192)
+            os.fdatasync(fd)
+        return (time.perf_counter() - started) / writes * 1000
+    finally:
+        os.close(fd)
+        path.unlink()
 
 
 class Bench:
@@ -130,7 +201,8 @@ class Bench:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db-memory-mb", type=int, default=1024, help="the db_memory_mb answer (default 1024)")
-    parser.add_argument("--scale", type=int, default=25, help="pgbench scale factor, ~15 MB each (default 25)")
+    parser.add_argument("--scale", type=int, default=100,
+                        help="pgbench scale factor, ~15 MB each (default 100: 1.5 GB, more than the 1024 MB limit)")
     parser.add_argument("--clients", type=int, default=8, help="pgbench -c (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="pgbench -j (default 2)")
     parser.add_argument("--rw-duration", type=int, default=300, help="seconds per read-write run (default 300)")
@@ -146,15 +218,16 @@ def main() -> int:
     project = render(work / "giga", args.db_memory_mb)
     pgbench = client_bindir(16) / "pgbench"
     benches: list[Bench] = []
+    memories: list[ContainerMemory] = []
     try:
-        tuned = PostgresServer(project / "db")
-        benches.append(Bench("tuned", tuned, pgbench))
-        tuned.initialize()
-        tuned.start()
-        stock = StockServer(project / "db", major=tuned.major)
-        benches.append(Bench("stock", stock, pgbench))
-        stock.initialize()
-        stock.start()
+        tuned = limited(PostgresServer)(project / "db")
+        stock = limited(StockServer)(project / "db", major=tuned.major)
+        for name, server in (("tuned", tuned), ("stock", stock)):
+            server.memory = ContainerMemory(f"{work.name}-{name}", args.db_memory_mb)
+            memories.append(server.memory)
+            benches.append(Bench(name, server, pgbench))
+            server.initialize()
+            server.start()
 
         for bench in benches:
             values = {s: bench.show(s) for s in DURABILITY}
@@ -173,15 +246,18 @@ def main() -> int:
                     results.setdefault((bench.name, mode), []).append(r)
                     print(f"round {round_number} {bench.name:5} {mode:11} {r['tps']:9.1f} tps  "
                           f"latency {r['latency']:7.3f} ms  checkpoints {r['checkpoints']}  "
-                          f"WAL {r['wal_per_tx']:.0f} B/tx", flush=True)
-        return report(results, args, tuned)
+                          f"WAL {r['wal_per_tx']:.0f} B/tx  memory peak {bench.server.memory.peak_mb()} MB",
+                          flush=True)
+        return report(results, args, tuned, fdatasync_ms(tuned.root))
     finally:
         for bench in benches:
             bench.server.destroy()
+        for memory in memories:
+            memory.remove()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(results, args, server: PostgresServer) -> int:
+def report(results, args, server: PostgresServer, flush_ms: float) -> int:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
@@ -189,7 +265,9 @@ def report(results, args, server: PostgresServer) -> int:
     print(f"Machine: {os.cpu_count()} cores ({cpu}), {memory} MiB, {platform.system()} {platform.release()}; "
           f"PostgreSQL {server.major}; db_memory_mb {args.db_memory_mb}; pgbench -s {args.scale} "
           f"-c {args.clients} -j {args.threads}, read-write {args.rw_duration} s, select-only "
-          f"{args.ro_duration} s; median of {args.rounds} round(s)")
+          f"{args.ro_duration} s; median of {args.rounds} round(s); each server in a memory cgroup of "
+          f"{args.db_memory_mb} MB; 8 kB write + fdatasync on the data's storage: {flush_ms:.2f} ms; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print()
     print("| config | mode | TPS | latency avg ms | checkpoints in run | WAL bytes/tx | tuned / stock |")
     print("|---|---|---|---|---|---|---|")

@@ -24,7 +24,6 @@ from rest_framework.views import APIView
 from personas.models import Usuario
 
 from .authentication import TokenAuthentication
-from .exceptions import error_responses
 
 logger = logging.getLogger(__name__)
 

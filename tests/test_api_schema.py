@@ -57,7 +57,7 @@ def test_ci_fails_when_the_committed_contract_drifts(giga_project):
     assert f"{shlex.join(DUMP)} > ../{SCHEMA}" in back
     assert f"git diff --exit-code -- ../{SCHEMA}" in back
     front = [step.get("run", "") for step in jobs["front"]["steps"]]
-    check = f"npm run gen:api && git diff --exit-code -- {TYPES.relative_to('front')}"
+    check = f"npm run gen:api && git diff --exit-code -- ./{TYPES.parent.relative_to('front')}"
     assert check in front and front.index(check) == front.index("npm ci") + 1
 
 

@@ -290,6 +290,7 @@ RATE_LIMITS = {
 # codes against, and tells nothing the API itself does not) and Swagger UI
 # (/api/docs/). front/src/lib/api/schema.d.ts is generated from the schema:
 # `make api-types` after changing the API.
+json_string = {"type": "string"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Giga API",
     "DESCRIPTION": "REST API of the backend; the data lives in the isolated PostgreSQL.",
@@ -306,7 +307,9 @@ SPECTACULAR_SETTINGS = {
         "schemas": {
             "Error": {
                 "type": "object",
-                "properties": {"detail": {"type": "string"}},
+                "properties": {
+                    "detail": {"type": "string"},
+                },
                 "required": ["detail"],
             },
             "ValidationError": {
@@ -314,7 +317,10 @@ SPECTACULAR_SETTINGS = {
                 "description": 'Per field (or "non_field_errors"), its messages; '
                 'a body that is not JSON gets {"detail": "JSON parse error - ..."}.',
                 "additionalProperties": {
-                    "oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}]
+                    "oneOf": [
+                        {"type": "array", "items": json_string},
+                        json_string,
+                    ],
                 },
             },
         }

@@ -26,8 +26,9 @@ import pytest
 import yaml
 
 from harness import make
+from harness.answers import recorded
 from harness.api_schema import DUMP, SCHEMA, TYPES, generate, git_diff
-from harness.backend import Backend, http
+from harness.backend import Backend, http, raw_request
 from harness.python import venv_for
 
 # Answers that reach the committed files if anything does: the title is the
@@ -167,6 +168,8 @@ def test_swagger_ui_and_the_admin_render_under_the_backends_csp(migrated):
                 page.wait_for_load_state("networkidle")
                 listed = page.locator(".opblock").count()
                 title = page.locator(".info .title").inner_text()
+                # The token scheme: Swagger UI offers to send `Authorization: Token ...`.
+                authorize = page.locator(".auth-wrapper .authorize").count()
                 # The admin lives under the same policy: its login and index too.
                 page.goto(f"{base}/admin/login/")
                 page.fill("#id_username", FUZZER["username"])
@@ -178,6 +181,21 @@ def test_swagger_ui_and_the_admin_render_under_the_backends_csp(migrated):
                 chromium.close()
     assert listed == operations, (listed, operations)
     assert title.startswith(schema["info"]["title"])
+    assert authorize == 1
     assert problems == []
     # Nothing from anywhere else: no CDN.
     assert all(url.startswith(base) or url.startswith("data:") for url in requests), requests
+
+
+@pytest.mark.full
+def test_docs_are_for_staff_in_production_and_the_schema_for_anyone(migrated):
+    # Production settings, with back/.env's DJANGO_DEBUG=1 as shipped:
+    # production.py decides, not the development switch.
+    production = {"DJANGO_SETTINGS_MODULE": f"{recorded(migrated.project)['project_slug']}.production",
+                  "DJANGO_ALLOWED_HOSTS": "api.example.com", "EMAIL_URL": "smtp://localhost"}
+    assert migrated.environment()["DJANGO_DEBUG"] == "1"
+    with migrated.serve(env=production) as (base, _):
+        status, headers, body = raw_request(base, "GET", "/api/docs/")
+        schema_status, schema, _ = http("GET", f"{base}/api/schema/?format=json")
+    assert (status, headers.get("location")) == (302, "/admin/login/?next=/api/docs/"), (status, headers, body[:300])
+    assert schema_status == 200 and "/api/auth/login/" in schema["paths"]

@@ -175,7 +175,8 @@ def test_jobs_run_the_dockerfiles_runtimes(example):
 def test_front_job_runs_check_test_lint_build(example):
     scripts = json.loads((example / "front/package.json").read_text())["scripts"]
     ran = [step["run"] for step in steps(example, "front") if "run" in step]
-    assert ran == ["npm ci", "npm run check", "npm test", "npm run lint", "npm run build"]
+    assert ran == ["npm ci", "npm run gen:api && git diff --exit-code -- ./src/lib/api", "npm run check", "npm test",
+                   "npm run lint", "npm run build"]
     assert {"check", "test", "lint", "build"} <= set(scripts)
     assert workflow(example)["jobs"]["front"]["defaults"]["run"]["working-directory"] == "front"
 

@@ -5,6 +5,7 @@ import logging
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.views import defaults
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -37,3 +38,27 @@ def server_error(request):
     if _is_api(request):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)
+
+
+# ---------------------------------------------------------------------------
+# The same bodies, for the OpenAPI schema (components in SPECTACULAR_SETTINGS)
+# ---------------------------------------------------------------------------
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input: the messages per field.",
+    401: "No valid token (missing, malformed, expired or revoked).",
+    403: "The token's user may not do this (staff only).",
+    404: "No such object (or page).",
+    429: "Too many attempts; the Retry-After header says how many seconds to wait.",
+    503: "The database is unavailable; try again shortly.",
+}
+
+
+def error_responses(*codes):
+    """extend_schema(responses=...) entries for these error status codes."""
+    return {
+        code: OpenApiResponse(
+            response={"$ref": f"#/components/schemas/{'ValidationError' if code == 400 else 'Error'}"},
+            description=ERROR_DESCRIPTIONS[code],
+        )
+        for code in codes
+    }

@@ -1,4 +1,6 @@
-"""GET /api/health/: the backend is up and the isolated database answers.
+"""The views of this package: GET /api/health/ and Swagger UI (GET /api/docs/).
+
+GET /api/health/: the backend is up and the isolated database answers.
 
 The public (the image's HEALTHCHECK, SvelteKit, anyone) learns only that:
 {"status": "ok"} or 503 {"status": "unavailable"}. The reason of a failure
@@ -8,8 +10,11 @@ staff token also gets the details in the answer.
 
 import logging
 
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection, transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
@@ -25,6 +30,8 @@ logger = logging.getLogger(__name__)
 # A query waiting on a lock (e.g. a migration holding the users table) is
 # cancelled after this long: the health check answers, it never hangs.
 HEALTH_STATEMENT_TIMEOUT_MS = 2000
+
+HEALTH_STATUSES = ["ok", "unavailable"]
 
 
 def database_status():
@@ -55,10 +62,16 @@ class HealthView(APIView):
 
     @extend_schema(
         summary="Backend and database health",
-        description='Staff tokens also get "database" and "users" (or "detail" on 503).',
+        description='No token needed; a staff token also gets "database" and "users".',
+        # Optional: an invalid token is the public, never a 401.
+        auth=[{"knoxApiToken": []}, {}],
         responses={
-            200: inline_serializer("Health", {"status": serializers.CharField()}),
-            503: inline_serializer("HealthUnavailable", {"status": serializers.CharField()}),
+            200: inline_serializer("Health", {
+                "status": serializers.ChoiceField(HEALTH_STATUSES),
+                "database": serializers.CharField(required=False, help_text='Staff only: "ok".'),
+                "users": serializers.IntegerField(required=False, help_text="Staff only."),
+            }),
+            503: inline_serializer("HealthUnavailable", {"status": serializers.ChoiceField(HEALTH_STATUSES)}),
         },
     )
     def get(self, request):
@@ -70,3 +83,21 @@ class HealthView(APIView):
         if is_staff(request):
             body.update(database="ok", users=result)
         return Response(body)
+
+
+class SwaggerView(SpectacularSwaggerSplitView):
+    """Swagger UI, from the backend's own static files (drf-spectacular-sidecar);
+    its script is a second request and its inline style carries the CSP nonce
+    (settings.SECURE_CSP)."""
+
+    template_name = "api_docs.html"
+
+
+swagger = SwaggerView.as_view(url_name="schema")
+staff_swagger = staff_member_required(swagger)
+
+
+def api_docs(request):
+    """GET /api/docs/: for anyone if settings.API_DOCS_PUBLIC, else for staff
+    logged in at /admin/ (anyone else is sent there to log in first)."""
+    return (swagger if settings.API_DOCS_PUBLIC else staff_swagger)(request)

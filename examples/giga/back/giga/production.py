@@ -58,6 +58,10 @@ if env.bool("DJANGO_SECURE_PROXY", True):
         *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
     ]
 
+# Swagger UI (/api/docs/) for staff logged in at /admin/ only, unless the
+# team decides the API's documentation is public.
+API_DOCS_PUBLIC = env.bool("DJANGO_API_DOCS_PUBLIC", False)
+
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True

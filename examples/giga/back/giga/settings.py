@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from environs import Env
 
 # environs: values are taken verbatim (variable expansion is off by default),
@@ -90,6 +91,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "drf_spectacular",
+    # Swagger UI's files, served from STATIC_URL like the admin's: no CDN.
+    "drf_spectacular_sidecar",
     # This package is also an app: health view, system checks, wait_for_db,
     # verify_architecture.
     "giga",
@@ -98,6 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -118,6 +122,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -187,6 +192,20 @@ USE_TZ = True
 # ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Content-Security-Policy of every response (the admin's and the API docs'
+# pages; the API answers JSON): scripts, styles and images from this origin
+# only, nothing inline but what a page marks with the request's nonce.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # ---------------------------------------------------------------------------
 # Email: EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587
@@ -267,12 +286,50 @@ RATE_LIMITS = {
     "signup_account": env.str("DJANGO_RATE_SIGNUP_ACCOUNT", "5/min"),
 }
 
+# The OpenAPI schema (/api/schema/, public: it is the contract every client
+# codes against, and tells nothing the API itself does not) and Swagger UI
+# (/api/docs/). front/src/lib/api/schema.d.ts is generated from the schema:
+# `make api-types` after changing the API.
+json_string = {"type": "string"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Giga API",
     "DESCRIPTION": "REST API of the backend; the data lives in the isolated PostgreSQL.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components (e.g. SignupRequest, Usuario):
+    # a generated client then knows which fields it sends and which it gets.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": False, "displayOperationId": False},
+    # The bodies of giga.exceptions.api_exception_handler's answers.
+    "APPEND_COMPONENTS": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "properties": {
+                    "detail": {"type": "string"},
+                },
+                "required": ["detail"],
+            },
+            "ValidationError": {
+                "type": "object",
+                "description": 'Per field (or "non_field_errors"), its messages; '
+                'a body that is not JSON gets {"detail": "JSON parse error - ..."}.',
+                "additionalProperties": {
+                    "oneOf": [
+                        {"type": "array", "items": json_string},
+                        json_string,
+                    ],
+                },
+            },
+        }
+    },
 }
+
+# Swagger UI for anyone (development), or for staff logged in at /admin/ only
+# (the default when DEBUG is off; production.py).
+API_DOCS_PUBLIC = env.bool("DJANGO_API_DOCS_PUBLIC", DEBUG)
 
 # ---------------------------------------------------------------------------
 # Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`

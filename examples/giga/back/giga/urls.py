@@ -1,4 +1,5 @@
-"""URLs: the admin, and the API of docs/api-contract.md under /api/."""
+"""URLs: the admin, and the API of docs/api-contract.md under /api/ (its
+OpenAPI schema at /api/schema/, Swagger UI at /api/docs/)."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -8,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView
 from personas.ratelimit import limit_admin_login
 
 from .exceptions import not_found
-from .views import HealthView
+from .views import HealthView, api_docs
 
 urlpatterns = [
     # Before admin.site.urls, which has its own (unlimited) login/.
@@ -16,6 +17,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", api_docs, name="api-docs"),
     path("api/", include("personas.urls")),
     # Any other /api path, whatever the method: a JSON 404, with DEBUG on too.
     # CSRF-exempt, or an unsafe method would get the HTML CSRF 403 first; and

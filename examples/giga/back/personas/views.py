@@ -11,6 +11,8 @@ from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from giga.exceptions import error_responses
+
 from .models import Usuario
 from .ratelimit import AttemptThrottle
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
@@ -25,7 +27,7 @@ class SignupView(generics.CreateAPIView):
     rate_limit_scope = "signup"
     serializer_class = SignupSerializer
 
-    @extend_schema(responses={201: UsuarioSerializer})
+    @extend_schema(auth=[], responses={201: UsuarioSerializer, **error_responses(400, 429, 503)})
     def post(self, request, *args, **kwargs):
         return super().post(request, *args, **kwargs)
 
@@ -47,7 +49,8 @@ class LoginView(APIView):
     throttle_classes = [AttemptThrottle]
     rate_limit_scope = "login"
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenSerializer})
+    @extend_schema(request=LoginSerializer, auth=[],
+                   responses={200: TokenSerializer, **error_responses(400, 429, 503)})
     def post(self, request):
         serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
@@ -64,7 +67,7 @@ class LogoutView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, **error_responses(401, 503)})
     def post(self, request):
         request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -75,6 +78,10 @@ class MeView(generics.RetrieveAPIView):
 
     permission_classes = [IsAuthenticated]
     serializer_class = UsuarioSerializer
+
+    @extend_schema(responses={200: UsuarioSerializer, **error_responses(401, 503)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_object(self):
         return self.request.user
@@ -87,6 +94,10 @@ class UsuarioListView(generics.ListAPIView):
     serializer_class = UsuarioSerializer
     queryset = Usuario.objects.order_by("id")
 
+    @extend_schema(responses={200: UsuarioSerializer(many=True), **error_responses(401, 403, 404, 503)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
 
 class UsuarioDetailView(generics.RetrieveAPIView):
     """GET /api/users/<id>/ -> user, staff only."""
@@ -94,3 +105,7 @@ class UsuarioDetailView(generics.RetrieveAPIView):
     permission_classes = [IsAdminUser]
     serializer_class = UsuarioSerializer
     queryset = Usuario.objects.all()
+
+    @extend_schema(responses={200: UsuarioSerializer, **error_responses(401, 403, 404, 503)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)

@@ -1,38 +1,7 @@
-// Shapes of the Django API's JSON (docs/api-contract.md).
-// Types only: safe to import from components and server code alike.
+// The app's own shapes. The API's come from its OpenAPI schema ($lib/api),
+// re-exported here so that a page imports its types from one place.
 
-export interface User {
-	id: number;
-	username: string;
-	email: string;
-	is_staff: boolean;
-	date_joined: string;
-}
-
-/**
- * GET /api/health/: 200 `ok` when the API reached the database, 503
- * `unavailable` when not. The public gets nothing more; staff tokens get
- * extra keys, which the home page does not show.
- */
-export interface Health {
-	status: 'ok' | 'unavailable';
-}
-
-/** POST /api/auth/login/, 200. */
-export interface LoginResponse {
-	token: string;
-	/** When the token stops working (ISO 8601); null if never. */
-	expiry?: string | null;
-	user: User;
-}
-
-/** DRF's page-number pagination. */
-export interface Paginated<T> {
-	count: number;
-	next: string | null;
-	previous: string | null;
-	results: T[];
-}
+export type { Health, LoginResponse, User, UserPage } from '$lib/api';
 
 /** What the home page shows: derived from the health check, never throws. */
 export interface SystemStatus {

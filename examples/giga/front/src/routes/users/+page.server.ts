@@ -1,6 +1,6 @@
 import { error, redirect } from '@sveltejs/kit';
 import { clearSession, loginUrl, requireUser } from '$lib/server/session';
-import type { Paginated, User } from '$lib/types';
+import type { UserPage } from '$lib/types';
 import type { PageServerLoad } from './$types';
 
 /** The API's page size (docs/api-contract.md). */
@@ -14,7 +14,7 @@ export const load: PageServerLoad = async ({ locals, url, cookies }) => {
 	if (!/^[1-9]\d{0,8}$/.test(raw)) error(404, `No page ${JSON.stringify(raw)}.`);
 	const page = Number(raw);
 
-	const result = await locals.api.get<Paginated<User>>(`/api/users/?page=${page}`);
+	const result = await locals.api.get<UserPage>(`/api/users/?page=${page}`);
 	if (!result.ok) {
 		if (result.status === 401) {
 			// The token is gone (logged out elsewhere): log in again.

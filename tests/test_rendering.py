@@ -350,7 +350,7 @@ def all_services(project: Path) -> dict[str, dict]:
 
 def test_every_service_runs_with_no_new_privileges(example):
     services = all_services(example)
-    assert len(services) == 5
+    assert len(services) == 6
     for name, service in services.items():
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 

@@ -29,8 +29,9 @@ def _send(to, subject, body):
     message = EmailMessage(f"[{settings.PROJECT_NAME}] {subject}", body, settings.DEFAULT_FROM_EMAIL, [to])
     try:
         message.send()
-    except (smtplib.SMTPException, OSError):
-        logger.exception("Could not send %r to %s", subject, to)
+    except (smtplib.SMTPException, OSError) as exc:
+        # The reason is enough (an unreachable or refusing server): no traceback.
+        logger.error("Could not send %r to %s: %s", subject, to, exc)
 
 
 def send_password_reset(user):

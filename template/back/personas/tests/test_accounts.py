@@ -370,3 +370,15 @@ def test_change_email_needs_the_password_and_a_new_address(user_client, user, ma
     same = post(user_client, "email/change/", email="ANA@example.com", password="not-it")
     assert same.status_code == 400 and same.json()["email"] == ["This is already your address."]
     assert not mailoutbox
+
+
+def test_a_mail_that_cannot_be_sent_is_logged_and_changes_no_answer(client, user, settings, caplog):
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},  # nothing listens on discard
+        }
+    }
+    response = post(client, "password/reset/", email=user.email)
+    assert (response.status_code, response.json()) == (202, {"detail": RESET_MAILED})
+    assert any("Could not send" in record.getMessage() for record in caplog.records), caplog.text

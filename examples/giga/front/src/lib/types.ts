@@ -5,6 +5,8 @@ export interface User {
 	id: number;
 	username: string;
 	email: string;
+	/** Whether the owner followed a link mailed to `email`; null: this site does not verify addresses. */
+	email_verified: boolean | null;
 	is_staff: boolean;
 	date_joined: string;
 }
@@ -24,6 +26,11 @@ export interface LoginResponse {
 	/** When the token stops working (ISO 8601); null if never. */
 	expiry?: string | null;
 	user: User;
+}
+
+/** Account actions with nothing else to say (docs/api-contract.md). */
+export interface Detail {
+	detail: string;
 }
 
 /** DRF's page-number pagination. */

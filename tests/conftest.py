@@ -124,11 +124,20 @@ STAFF = {"username": "boss", "email": "boss@example.com", "password": "Boss-pass
 
 
 @pytest.fixture(scope="session")
-def stack(giga_project, front_built):
-    """db/ -> back/ -> front/ of giga_project, running (harness.stack), with a staff user."""
+def smtp():
+    """A real SMTP server in this process (harness.mail): the stack's mail goes there."""
+    from harness.mail import smtp_server
+    with smtp_server() as inbox:
+        yield inbox
+
+
+@pytest.fixture(scope="session")
+def stack(giga_project, front_built, smtp):
+    """db/ -> back/ -> front/ of giga_project, running (harness.stack), with a
+    staff user; the backend mails through `smtp`."""
     from harness.stack import running
     # The suite logs the staff account in many times a minute: its own limit
     # is raised; the limits per address stay as shipped (test_front checks them).
     with running(giga_project, front_built, staff=STAFF,
-                 backend_env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min"}) as stack:
+                 backend_env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min", "EMAIL_URL": smtp.url}) as stack:
         yield stack

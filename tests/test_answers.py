@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import compose
-from harness.answers import POSTGRES_VERSIONS, as_typed
+from harness.answers import POSTGRES_VERSIONS, as_typed, choices
 from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "db_monitor_password", "django_secret_key",
@@ -90,7 +90,7 @@ def number(value: int):
 
 @st.composite
 def answer_sets(draw) -> dict:
-    backend, frontend, host = draw(st.lists(st.integers(1024, 65535), min_size=3, max_size=3, unique=True))
+    backend, frontend, host, mail = draw(st.lists(st.integers(1024, 65535), min_size=4, max_size=4, unique=True))
     return {
         "project_name": draw(free_text(max_size=60)),
         # x...: never one of the names the backend imports, nor a reserved word.
@@ -108,6 +108,8 @@ def answer_sets(draw) -> dict:
         "timezone": draw(st.sampled_from(ZONES)),
         "language_code": draw(st.sampled_from(LANGUAGES + ["en-us", "es-zz", "zh", "pt"])),
         "admin_email": draw(free_text(max_size=20)) + "@" + draw(st.sampled_from(["example.com", "xn--bcher-kva.example", "büch.er"])),
+        "email_verification": draw(st.sampled_from(choices("email_verification"))),
+        "mail_ui_port": draw(number(mail)),
     }
 
 

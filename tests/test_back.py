@@ -22,7 +22,6 @@ import signal
 import subprocess
 import threading
 import time
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -843,19 +842,8 @@ def test_hsts_subdomains_and_preload_are_opt_in(giga_backend, giga_project):
 
 @pytest.mark.full
 def test_production_mails_server_errors_to_the_admin(giga_backend, giga_project, tmp_path):
-    from aiosmtpd.controller import Controller
+    from harness.mail import smtp_server
 
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append((envelope.rcpt_tos, message_from_bytes(envelope.content)))
-            return "250 OK"
-
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
     slug = answers(giga_project)["project_slug"]
     # the production settings plus one view that fails, as a bug would
     (tmp_path / "failing_settings.py").write_text(f"from {slug}.production import *\nROOT_URLCONF = 'failing_urls'\n")
@@ -864,24 +852,19 @@ def test_production_mails_server_errors_to_the_admin(giga_backend, giga_project,
         f"from {slug}.urls import handler404, handler500, urlpatterns as project\n"
         "def fail(request):\n    raise RuntimeError('something broke')\n"
         "urlpatterns = [path('api/fail/', fail), *project]\n")
-    env = {**production_env(giga_project), "EMAIL_URL": f"smtp://127.0.0.1:{smtp.port}",
-           "DJANGO_SETTINGS_MODULE": "failing_settings", "PYTHONPATH": str(tmp_path)}
-    try:
+    admin_email = answers(giga_project)["admin_email"]
+    with smtp_server() as inbox:
+        env = {**production_env(giga_project), "EMAIL_URL": inbox.url,
+               "DJANGO_SETTINGS_MODULE": "failing_settings", "PYTHONPATH": str(tmp_path)}
         with giga_backend.serve(env=env) as (base, _):
             status, headers, body = raw_request(base, "GET", "/api/fail/")
             assert (status, body) == (500, b'{"detail": "Internal server error."}'), body[-3000:]
             assert http("GET", f"{base}/api/nowhere/")[0] == 404
-            deadline = time.monotonic() + 15
-            while not inbox.messages and time.monotonic() < deadline:
-                time.sleep(0.2)
-    finally:
-        smtp.stop()
-    admin_email = answers(giga_project)["admin_email"]
+            message = inbox.wait_for(admin_email, "/api/fail/")
     assert len(inbox.messages) == 1, "one mail, for the 500 only"
-    recipients, message = inbox.messages[0]
-    assert recipients == [admin_email]
-    assert "/api/fail/" in message["Subject"] and "ERROR" in message["Subject"]
-    assert "something broke" in message.get_payload(decode=True).decode()
+    assert inbox.messages[0][0] == [admin_email]
+    assert "ERROR" in message["Subject"]
+    assert "something broke" in message.get_body(("plain",)).get_content()
 
 
 # ===========================================================================

@@ -61,6 +61,9 @@ BAD_ANSWERS = [
     ({"network_name": "bad network"}, "network_name", "Docker network name"),
     ({"language_code": "English"}, "language_code", "language tag"),
     ({"admin_email": "nobody"}, "admin_email", "e-mail address"),
+    ({"email_verification": "sometimes"}, "email_verification", f"is not in {choices('email_verification')}"),
+    ({"mail_ui_port": 80}, "mail_ui_port", "between 1024 and 65535"),
+    ({"mail_ui_port": 5173}, "mail_ui_port", "frontend_port (5173)"),
     # Numbers as typed: YAML would read these as other numbers (octal, hex,
     # 1_000), or they are not plain integers at all.
     *[({question: typed}, question, "plain decimal digits")

@@ -23,6 +23,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from harness import node
+from harness.answers import recorded
 from harness.render import REPO
 
 pytestmark = pytest.mark.full
@@ -189,3 +190,74 @@ def test_vite_dev_serves_the_same_policy_without_violations(stack, front_install
         policy = response.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in policy and "script-src 'self' 'nonce-" in policy, policy
         hydrated_flows(page, base)
+
+
+# -- account flows, with the mail the backend sends to the SMTP server (conftest: smtp)
+def log_out(page: Page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("navigation").get_by_role("link", name="Log in")).to_be_visible()
+
+
+def test_sign_up_verify_the_address_by_mail_then_log_in(stack, smtp, page):
+    username, password = f"vera{uuid.uuid4().hex[:8]}", "Verified-1815-xyz"
+    sign_up(page, stack.front_url, username, password)
+    # optional verification (giga's answer): logged in at once, the address shown unverified
+    expect(page.get_by_test_id("me-email-state")).to_have_text("(not verified)")
+    log_out(page)
+
+    mail = smtp.wait_for(f"{username}@example.com", "Verify your email address")
+    assert str(mail["From"]) == recorded(stack.backend.project)["admin_email"]
+    link = smtp.link(mail, stack.front_url)
+    assert re.fullmatch(rf"{re.escape(stack.front_url)}/verify/\S+", link), link
+    page.goto(link)
+    expect(page.get_by_test_id("verify-result")).to_have_text(f"Your email address {username}@example.com is verified.")
+
+    log_in(page, stack.front_url, username, password)
+    expect(page.get_by_test_id("me-email-state")).to_have_text("(verified)")
+    # the link worked once
+    page.goto(link)
+    expect(page.get_by_test_id("verify-result")).to_have_text(
+        "This verification link is invalid, already used or expired. Ask for a new one.")
+
+
+def request_reset(page: Page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Send the link").click()
+    expect(page.get_by_role("status")).to_contain_text("If an account uses this address")
+
+
+def test_forgot_password_reset_by_mail_then_only_the_new_password_works(stack, smtp, page):
+    username, old, new = f"rita{uuid.uuid4().hex[:8]}", "Forgotten-1815-xyz", "Rem3mbered-at-last"
+    sign_up(page, stack.front_url, username, old)
+    expect(page.get_by_test_id("me-username")).to_have_text(username)
+    log_out(page)
+
+    # an address nobody uses gets the same page, and no mail
+    before = len(smtp.messages)
+    request_reset(page, stack.front_url, f"nobody-{username}@example.com")
+    request_reset(page, stack.front_url, f"{username}@example.com")
+    mail = smtp.wait_for(f"{username}@example.com", "Reset your password")
+    assert [recipients for recipients, _ in smtp.messages[before:]] == [[f"{username}@example.com"]]
+    link = smtp.link(mail, stack.front_url)
+    assert re.fullmatch(rf"{re.escape(stack.front_url)}/reset/[\w-]+/[0-9a-z]+-[0-9a-f]+", link), link
+
+    page.goto(link)
+    page.get_by_label("New password").fill(new)
+    page.get_by_role("button", name="Set the password").click()
+    expect(page).to_have_url(re.compile(r"/login\?reset=1$"))
+    expect(page.get_by_role("status")).to_have_text("Your password was reset. Log in with the new one.")
+
+    log_in(page, stack.front_url, username, new)
+    expect(page.get_by_test_id("me-username")).to_have_text(username)
+    log_out(page)
+    log_in(page, stack.front_url, username, old)
+    expect(page.get_by_test_id("error-form")).to_contain_text("Unable to log in")
+
+    # the link worked once
+    page.goto(link)
+    page.get_by_label("New password").fill("Y3t-another-passphrase")
+    page.get_by_role("button", name="Set the password").click()
+    expect(page.get_by_test_id("error-form")).to_have_text(
+        "This password reset link is invalid, already used or expired. Ask for a new one.")

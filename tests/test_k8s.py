@@ -333,6 +333,7 @@ def test_ingress_serves_the_domain_over_https(built, overlay):
     assert host in config["giga-backend-config"]["DJANGO_ALLOWED_HOSTS"].split(",")
     assert config["giga-backend-config"]["DJANGO_CSRF_TRUSTED_ORIGINS"] == f"https://{host}"
     assert config["giga-frontend-config"]["ORIGIN"] == f"https://{host}"
+    assert config["giga-backend-config"]["FRONTEND_URL"] == f"https://{host}", "the links of account mails"
 
 
 @pytest.mark.full

@@ -353,7 +353,7 @@ def all_services(project: Path) -> dict[str, dict]:
 
 def test_every_service_runs_with_no_new_privileges(example):
     services = all_services(example)
-    assert len(services) == 5
+    assert len(services) == 6
     for name, service in services.items():
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 
@@ -413,7 +413,7 @@ def test_generated_readmes_give_the_documents_steps_with_the_projects_names(exam
     slug, user, name = a["project_slug"], a["db_user"], a["db_name"]
     readme = (example / "README.md").read_text()
     for step in ("cd db && docker compose up -d",
-                 "cd .. && docker compose -f docker-compose.dev.yml up -d backend frontend",
+                 "cd .. && docker compose -f docker-compose.dev.yml up -d backend frontend mailpit",
                  f"docker exec {slug}_backend_dev python manage.py migrate",
                  f'docker exec {slug}_db_dev psql -U {user} -d {name} -c "\\dt"',
                  f"docker exec {slug}_backend_dev python manage.py verify_architecture",
@@ -468,7 +468,7 @@ def test_make_targets_run_the_documented_commands(example):
     dev = ["docker", "compose", "-f", "docker-compose.dev.yml"]
     expected = {
         "db-up": [["cd", "db", "&&", "docker", "compose", "up", "-d"]],
-        "up": [[*dev, "up", "-d", "backend", "frontend"]],
+        "up": [[*dev, "up", "-d", "backend", "frontend", "mailpit"]],
         "migrate": [["docker", "exec", backend, "python", "manage.py", "migrate"]],
         "verify": [["scripts/verify"]],
         "backup": [["docker", "exec", db, "backup"]],
@@ -489,9 +489,10 @@ def test_make_verify_runs_the_checklist_script_which_names_the_projects_containe
     assert make.commands(example, "verify", NO_RESTART="1") == [["scripts/verify", "--no-restart"]]
     script = example / "scripts/verify"
     assert os.access(script, os.X_OK), "make runs it directly"
-    # the three tiers; the optional profiles' containers are not on the checklist
+    # the three tiers; the optional profiles' containers and the mail catcher are not on the checklist
     containers = {service["container_name"] for path in compose.COMPOSE_FILES
-                  for service in compose.load(example / path)["services"].values() if not service.get("profiles")}
+                  for name, service in compose.load(example / path)["services"].items()
+                  if not service.get("profiles") and name != "mailpit"}
     text = script.read_text()
     named = set(re.findall(r"^(?:DB|BACKEND|FRONTEND)=(\S+)$", text, re.M))
     assert named == containers and len(named) == 3, named

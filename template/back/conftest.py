@@ -27,14 +27,15 @@ def client():
     return APIClient()
 
 
+# Verified, so that they log in whatever ACCOUNT_EMAIL_VERIFICATION says.
 @pytest.fixture
 def user(db):
-    return Usuario.objects.create_user("ana", "ana@example.com", PASSWORD)
+    return Usuario.objects.create_user("ana", "ana@example.com", PASSWORD, email_verified=True)
 
 
 @pytest.fixture
 def staff(db):
-    return Usuario.objects.create_user("jefa", "jefa@example.com", PASSWORD, is_staff=True)
+    return Usuario.objects.create_user("jefa", "jefa@example.com", PASSWORD, is_staff=True, email_verified=True)
 
 
 def token_client(user):

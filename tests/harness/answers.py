@@ -14,7 +14,8 @@ import yaml
 from . import dotenv
 from .render import REPO
 
-NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "postgres_version", "db_memory_mb"})
+NUMERIC = frozenset({"db_port", "db_host_port", "backend_port", "frontend_port", "mail_ui_port", "postgres_version",
+                     "db_memory_mb"})
 
 
 def choices(question: str) -> list[str]:

@@ -66,11 +66,11 @@ def build(installed: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serve_front(project: Path, built: Path, backend_port: int):
+def serve_front(project: Path, built: Path, backend_port: int, port: int | None = None):
     """The production image's CMD (`node build`) of `project`'s front/, built in
-    `built`, calling the API on `backend_port` at the backend's alias; yields
-    its base URL."""
-    port = free_port()
+    `built`, calling the API on `backend_port` at the backend's alias, on
+    `port` (default: a free one); yields its base URL."""
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     env = compose.service_environment(project, "docker-compose.dev.yml", "frontend")
     backend_alias = urlsplit(env["INTERNAL_API_URL"]).hostname

@@ -43,9 +43,11 @@ def running(project: Path, front_built: Path, staff: dict[str, str] | None = Non
         if staff:
             backend.manage("shell", "-c", "from personas.models import Usuario; Usuario.objects.create_superuser("
                            f"{staff['username']!r}, {staff['email']!r}, {staff['password']!r})", check=True)
-        api_port = free_port()
+        api_port, front_port = free_port(), free_port()
+        # The links of account mails open this frontend.
+        backend_env = {"FRONTEND_URL": f"http://127.0.0.1:{front_port}", **(backend_env or {})}
         with backend.serve(port=api_port, env=backend_env) as (api_url, _):
-            with node.serve_front(project, front_built, api_port) as front_url:
+            with node.serve_front(project, front_built, api_port, port=front_port) as front_url:
                 yield Stack(db, backend, api_url, front_url, dict(staff or {}))
     finally:
         db.destroy()

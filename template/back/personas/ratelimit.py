@@ -1,4 +1,5 @@
-"""Brute-force limits: login (API and admin) and signup, per client and per account.
+"""Brute-force limits: login (API and admin), signup, and the account flows
+that check a password or send a mail, per client and per account.
 
 Each attempt is counted against two keys, the client's address and the
 account (the username tried), in a sliding window (settings.RATE_LIMITS). The
@@ -104,7 +105,7 @@ def _key(*parts):
 
 
 def attempt(scope, request, account=None):
-    """Record an attempt of `scope` ("login", "signup") by this request's
+    """Record an attempt of `scope` ("login", "signup", "mail") by this request's
     client on `account`. None if allowed; else the seconds to wait."""
     limits = [(_key(scope, "client", client_address(request)), settings.RATE_LIMITS[f"{scope}_client"])]
     if isinstance(account, str) and account:
@@ -132,11 +133,16 @@ def attempt(scope, request, account=None):
 
 class AttemptThrottle(BaseThrottle):
     """DRF throttle of a view with `rate_limit_scope`; the account is the
-    body's "username". Refused requests get 429 with Retry-After."""
+    logged-in user, else the body's `rate_limit_field` ("username" unless the
+    view says otherwise, e.g. "email"). Refused requests get 429 with Retry-After."""
 
     def allow_request(self, request, view):
         data = request.data
-        account = data.get("username") if isinstance(data, Mapping) else None
+        field = getattr(view, "rate_limit_field", "username")
+        if request.user.is_authenticated:
+            account = request.user.get_username()
+        else:
+            account = data.get(field) if isinstance(data, Mapping) else None
         self.seconds = attempt(view.rate_limit_scope, request, account)
         return self.seconds is None
 

@@ -53,11 +53,15 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+ERROR = {"$ref": "#/components/schemas/Error"}
+VALIDATION_ERROR = {"$ref": "#/components/schemas/ValidationError"}
+
+
 def error_responses(*codes):
     """extend_schema(responses=...) entries for these error status codes."""
     return {
         code: OpenApiResponse(
-            response={"$ref": f"#/components/schemas/{'ValidationError' if code == 400 else 'Error'}"},
+            response=VALIDATION_ERROR if code == 400 else ERROR,
             description=ERROR_DESCRIPTIONS[code],
         )
         for code in codes

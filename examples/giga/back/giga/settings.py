@@ -275,7 +275,7 @@ REST_KNOX = {
     "AUTH_HEADER_PREFIX": "Token",
 }
 
-# Brute-force limits of login (API and admin) and signup, "<attempts>/<period>"
+# Brute-force limits of login (API and admin), signup and the account flows, "<attempts>/<period>"
 # (period: s, min, hour or day), counted per client address and per account
 # (the username tried) in this database, so that every server process shares
 # them. The account limit holds however many addresses an attacker has.
@@ -284,7 +284,25 @@ RATE_LIMITS = {
     "login_account": env.str("DJANGO_RATE_LOGIN_ACCOUNT", "5/min"),
     "signup_client": env.str("DJANGO_RATE_SIGNUP_CLIENT", "20/hour"),
     "signup_account": env.str("DJANGO_RATE_SIGNUP_ACCOUNT", "5/min"),
+    # Requests that mail an address (password reset, verification again),
+    # per client and per address: the app must not become a mail cannon.
+    "mail_client": env.str("DJANGO_RATE_MAIL_CLIENT", "20/hour"),
+    "mail_account": env.str("DJANGO_RATE_MAIL_ACCOUNT", "5/hour"),
 }
+
+# ---------------------------------------------------------------------------
+# Accounts (personas/accounts.py): email verification and mailed links
+# ---------------------------------------------------------------------------
+PROJECT_NAME = "Giga"
+# mandatory: no login until the address is verified; optional: log in at
+# once, the address shows as unverified until its link is followed; none:
+# no verification mail.
+ACCOUNT_EMAIL_VERIFICATION = "optional"
+# The frontend's public origin: the links in account mails open its pages
+# (/reset/<uid>/<token>, /verify/<key>), which call this API.
+FRONTEND_URL = env.str("FRONTEND_URL", "http://localhost:5173").rstrip("/")
+# A mailed link (password reset, email verification) works once, for this long.
+PASSWORD_RESET_TIMEOUT = env.int("DJANGO_ACCOUNT_LINK_HOURS", 24) * 3600
 
 # The OpenAPI schema (/api/schema/, public: it is the contract every client
 # codes against, and tells nothing the API itself does not) and Swagger UI

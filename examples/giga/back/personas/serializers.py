@@ -1,8 +1,10 @@
 """Serializers of the API (docs/api-contract.md)."""
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
@@ -36,10 +38,17 @@ class StrictFieldsMixin:
 class UsuarioSerializer(serializers.ModelSerializer):
     """The user object of every response."""
 
+    email_verified = serializers.SerializerMethodField()
+
     class Meta:
         model = Usuario
-        fields = ["id", "username", "email", "is_staff", "date_joined"]
+        fields = ["id", "username", "email", "email_verified", "is_staff", "date_joined"]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_email_verified(self, user):
+        # null: this site does not verify addresses (ACCOUNT_EMAIL_VERIFICATION = "none").
+        return None if settings.ACCOUNT_EMAIL_VERIFICATION == "none" else user.email_verified
 
 
 class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -86,6 +95,12 @@ class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
             raise serializers.ValidationError("Unable to log in with provided credentials.", code="authorization")
         attrs["user"] = user
         return attrs
+
+
+class DetailSerializer(serializers.Serializer):
+    """DRF's error body, and the answer of actions with nothing else to say."""
+
+    detail = serializers.CharField()
 
 
 class TokenSerializer(serializers.Serializer):

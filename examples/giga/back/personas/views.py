@@ -1,25 +1,34 @@
 """/api/auth/... and /api/users/... (docs/api-contract.md)."""
 
+from django.conf import settings
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from giga.exceptions import error_responses
+from giga.exceptions import ERROR, error_responses
 
+from . import mails
 from .models import Usuario
 from .ratelimit import AttemptThrottle
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
 
 
+EMAIL_NOT_VERIFIED = (
+    "Verify your email address before logging in: follow the link in the mail we sent you, "
+    "or ask for a new one."
+)
+
+
 class SignupView(generics.CreateAPIView):
-    """POST /api/auth/signup/ -> 201 user."""
+    """POST /api/auth/signup/ -> 201 user; mails a verification link unless
+    ACCOUNT_EMAIL_VERIFICATION is "none"."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -34,27 +43,37 @@ class SignupView(generics.CreateAPIView):
     def perform_create(self, serializer):
         try:
             with transaction.atomic():
-                serializer.save()
+                user = serializer.save()
         except IntegrityError:
             # Two signups raced for the same username past the validator.
             raise ValidationError({"username": ["A user with that username already exists."]}) from None
+        if settings.ACCOUNT_EMAIL_VERIFICATION != "none":
+            mails.send_verification(user)
 
 
 class LoginView(APIView):
     """POST /api/auth/login/ -> 200 {"token", "expiry", "user"}: a new token
-    per login (one per browser), valid REST_KNOX["TOKEN_TTL"]."""
+    per login (one per browser), valid REST_KNOX["TOKEN_TTL"]. 403 while the
+    address is unverified, if ACCOUNT_EMAIL_VERIFICATION is "mandatory"."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
     throttle_classes = [AttemptThrottle]
     rate_limit_scope = "login"
 
-    @extend_schema(request=LoginSerializer, auth=[],
-                   responses={200: TokenSerializer, **error_responses(400, 429, 503)})
+    @extend_schema(request=LoginSerializer, auth=[], responses={
+        200: TokenSerializer,
+        **error_responses(400, 429, 503),
+        403: OpenApiResponse(ERROR, description="The password is right but the address is not verified yet "
+                                                "(ACCOUNT_EMAIL_VERIFICATION = mandatory)."),
+    })
     def post(self, request):
         serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
+        # Only once the password is right: nobody else learns the account's state.
+        if settings.ACCOUNT_EMAIL_VERIFICATION == "mandatory" and not user.email_verified:
+            raise PermissionDenied(EMAIL_NOT_VERIFIED)
         AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
         instance, token = AuthToken.objects.create(user)
         update_last_login(None, user)

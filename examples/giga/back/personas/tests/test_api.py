@@ -14,7 +14,7 @@ from personas.models import Usuario
 
 pytestmark = pytest.mark.django_db
 
-USER_FIELDS = {"id", "username", "email", "is_staff", "date_joined"}
+USER_FIELDS = {"id", "username", "email", "email_verified", "is_staff", "date_joined"}
 
 
 def signup(client, **body):

@@ -4,6 +4,69 @@
  */
 
 export interface paths {
+    "/api/auth/email/change/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/email/change/ {"email", "password"} -> 200. With
+         *     verification on, the new address is mailed a link and replaces the old
+         *     one only when it is followed: until then the account keeps an address
+         *     that is proven to reach its owner (a typo cannot take password resets
+         *     away). With verification off, it replaces the old one at once.
+         */
+        post: operations["auth_email_change_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/email/verify/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/email/verify/ {"key"} -> 200: the address the key was
+         *     mailed to is the account's, verified.
+         */
+        post: operations["auth_email_verify_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/email/verify/resend/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/email/verify/resend/ {"email"} -> 202, whether or not an
+         *     account awaits verification at the address.
+         */
+        post: operations["auth_email_verify_resend_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/login/": {
         parameters: {
             query?: never;
@@ -15,7 +78,8 @@ export interface paths {
         put?: never;
         /**
          * @description POST /api/auth/login/ -> 200 {"token", "expiry", "user"}: a new token
-         *     per login (one per browser), valid REST_KNOX["TOKEN_TTL"].
+         *     per login (one per browser), valid REST_KNOX["TOKEN_TTL"]. 403 while the
+         *     address is unverified, if ACCOUNT_EMAIL_VERIFICATION is "mandatory".
          */
         post: operations["auth_login_create"];
         delete?: never;
@@ -61,6 +125,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/password/change/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/password/change/ {"old_password", "new_password"} -> 200.
+         *     Every other session (token) of the account is logged out: whoever else
+         *     knew the old password must not keep a way in.
+         */
+        post: operations["auth_password_change_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password/reset/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/password/reset/ {"email"} -> 202, whether or not an
+         *     account uses the address (no account enumeration).
+         */
+        post: operations["auth_password_reset_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/password/reset/confirm/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description POST /api/auth/password/reset/confirm/ {"uid", "token", "new_password"}
+         *     -> 200. The reset logs every session of the account out, and verifies its
+         *     address (the link reached it).
+         */
+        post: operations["auth_password_reset_confirm_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/signup/": {
         parameters: {
             query?: never;
@@ -70,7 +196,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description POST /api/auth/signup/ -> 201 user. */
+        /**
+         * @description POST /api/auth/signup/ -> 201 user; mails a verification link unless
+         *     ACCOUNT_EMAIL_VERIFICATION is "none".
+         */
         post: operations["auth_signup_create"];
         delete?: never;
         options?: never;
@@ -136,6 +265,31 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description DRF's error body, and the answer of actions with nothing else to say. */
+        Detail: {
+            detail: string;
+        };
+        /**
+         * @description A body key that is not a writable field is a 400, not silently ignored:
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         */
+        EmailChangeRequest: {
+            /** Format: email */
+            email: string;
+            password: string;
+        };
+        EmailChangeResponse: {
+            detail: string;
+            user: components["schemas"]["Usuario"];
+        };
+        /**
+         * @description A body key that is not a writable field is a 400, not silently ignored:
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         */
+        EmailRequest: {
+            /** Format: email */
+            email: string;
+        };
         Error: {
             detail: string;
         };
@@ -176,6 +330,23 @@ export interface components {
          * @description A body key that is not a writable field is a 400, not silently ignored:
          *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
          */
+        PasswordChangeRequest: {
+            old_password: string;
+            new_password: string;
+        };
+        /**
+         * @description A body key that is not a writable field is a 400, not silently ignored:
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         */
+        PasswordResetConfirmRequest: {
+            uid: string;
+            token: string;
+            new_password: string;
+        };
+        /**
+         * @description A body key that is not a writable field is a 400, not silently ignored:
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         */
         SignupRequest: {
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             username: string;
@@ -205,6 +376,7 @@ export interface components {
              * Format: email
              */
             readonly email: string;
+            readonly email_verified: boolean | null;
             /**
              * Staff status
              * @description Designates whether the user can log into this admin site.
@@ -217,6 +389,13 @@ export interface components {
         ValidationError: {
             [key: string]: string[] | string;
         };
+        /**
+         * @description A body key that is not a writable field is a 400, not silently ignored:
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         */
+        VerifyEmailRequest: {
+            key: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -226,6 +405,174 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    auth_email_change_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmailChangeResponse"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description No valid token (missing, malformed, expired or revoked). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    auth_email_verify_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyEmailRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    auth_email_verify_resend_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description Email verification is off (ACCOUNT_EMAIL_VERIFICATION). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     auth_login_create: {
         parameters: {
             query?: never;
@@ -254,6 +601,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description The password is right but the address is not verified yet (ACCOUNT_EMAIL_VERIFICATION = mandatory). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
@@ -331,6 +687,165 @@ export interface operations {
             };
             /** @description No valid token (missing, malformed, expired or revoked). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    auth_password_change_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChangeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description No valid token (missing, malformed, expired or revoked). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    auth_password_reset_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unavailable; try again shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    auth_password_reset_confirm_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetConfirmRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Detail"];
+                };
+            };
+            /** @description Invalid input: the messages per field. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description Too many attempts; the Retry-After header says how many seconds to wait. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -125,6 +125,7 @@ describe('requireUser', () => {
 		id: 1,
 		username: 'ada',
 		email: '',
+		email_verified: null,
 		is_staff: true,
 		date_joined: '2025-01-01T00:00:00Z'
 	};

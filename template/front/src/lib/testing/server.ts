@@ -70,6 +70,7 @@ export const ada: User = {
 	id: 1,
 	username: 'ada',
 	email: 'ada@example.com',
+	email_verified: true,
 	is_staff: false,
 	date_joined: '2025-01-01T00:00:00Z'
 };

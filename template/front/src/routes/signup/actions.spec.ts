@@ -15,7 +15,10 @@ beforeAll(async () => {
 	server = await startServer({
 		'POST /api/auth/signup/': (req, res) =>
 			JSON.parse(req.body).username === 'flood' ? throttled(res) : json(res, 201, ada),
-		'POST /api/auth/login/': (_, res) => throttled(res)
+		'POST /api/auth/login/': (req, res) =>
+			JSON.parse(req.body).username === 'unverified'
+				? json(res, 403, { detail: 'Verify your email address before logging in.' })
+				: throttled(res)
 	});
 });
 
@@ -45,6 +48,12 @@ describe('signup action', () => {
 	it('sends a new account whose login is throttled to the login page', async () => {
 		const outcome = await signup('ada');
 		expect(outcome).toMatchObject({ kind: 'redirect', location: '/login?signedup=1' });
+		expect(outcome.cookies.size).toBe(0);
+	});
+
+	it('sends a new account that must verify its address first to the login page, saying so', async () => {
+		const outcome = await signup('unverified');
+		expect(outcome).toMatchObject({ kind: 'redirect', location: '/login?verify=1' });
 		expect(outcome.cookies.size).toBe(0);
 	});
 });

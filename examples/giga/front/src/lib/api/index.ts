@@ -14,6 +14,8 @@ export type LoginRequest = Schemas['LoginRequest'];
 export type LoginResponse = Schemas['Token'];
 /** GET /api/users/?page=N: DRF's page-number pagination. */
 export type UserPage = Schemas['PaginatedUsuarioList'];
+/** `{"detail": "..."}`: what an account action says when it succeeds. */
+export type Detail = Schemas['Detail'];
 /** `{"detail": "..."}`: the body of every error but a 400. */
 export type ErrorBody = Schemas['Error'];
 /** A 400's body: messages per field (and `non_field_errors`). */

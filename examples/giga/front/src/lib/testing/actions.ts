@@ -2,6 +2,7 @@
 // and locals with an API client pointed at a test server.
 import { isActionFailure, isRedirect, type ActionFailure, type Cookies } from '@sveltejs/kit';
 import { createApiClient } from '$lib/server/api';
+import type { User } from '$lib/types';
 
 type Action = (event: never) => unknown;
 
@@ -11,7 +12,15 @@ export type ActionOutcome =
 
 export async function runAction(
 	action: Action,
-	options: { url: string; form: Record<string, string>; apiUrl: string }
+	options: {
+		url: string;
+		form: Record<string, string>;
+		apiUrl: string;
+		/** The route's parameters, e.g. { uid, token }. */
+		params?: Record<string, string>;
+		/** A logged-in user: their API token and the user object. */
+		session?: { token: string; user: User };
+	}
 ): Promise<ActionOutcome> {
 	const jar = new Map<string, string>();
 	const cookies = {
@@ -21,10 +30,15 @@ export async function runAction(
 	} as unknown as Cookies;
 	const url = new URL(options.url);
 	const request = new Request(url, { method: 'POST', body: new URLSearchParams(options.form) });
-	const api = createApiClient({ baseUrl: options.apiUrl, clientAddress: '203.0.113.7' });
-	const locals: App.Locals = { api, user: null, apiUnavailable: false };
+	const api = createApiClient({
+		baseUrl: options.apiUrl,
+		clientAddress: '203.0.113.7',
+		token: options.session?.token
+	});
+	const locals: App.Locals = { api, user: options.session?.user ?? null, apiUnavailable: false };
+	const params = options.params ?? {};
 	try {
-		const result = await action({ request, url, cookies, locals } as never);
+		const result = await action({ request, url, cookies, locals, params } as never);
 		if (isActionFailure(result)) {
 			const failure = result as ActionFailure<unknown>;
 			return { kind: 'failure', status: failure.status, data: failure.data, cookies: jar };

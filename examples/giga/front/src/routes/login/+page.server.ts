@@ -8,7 +8,11 @@ const FIELDS = ['username', 'password'] as const;
 
 export const load: PageServerLoad = ({ locals, url }) => {
 	if (locals.user) redirect(303, safeNext(url.searchParams.get('next'), url));
-	return { signedUp: url.searchParams.has('signedup') };
+	return {
+		signedUp: url.searchParams.has('signedup'),
+		mustVerify: url.searchParams.has('verify'),
+		reset: url.searchParams.has('reset')
+	};
 };
 
 export const actions: Actions = {

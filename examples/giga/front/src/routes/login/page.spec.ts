@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { clean, textByTestId } from '$lib/testing/html';
 import LoginPage from './+page.svelte';
 
-const data = { projectName: 'Giga', user: null, signedUp: false };
+const data = { projectName: 'Giga', user: null, signedUp: false, mustVerify: false, reset: false };
 
 describe('login page', () => {
 	it('renders an empty form with labelled fields', () => {

@@ -25,7 +25,8 @@ export const actions: Actions = {
 			username: values.username,
 			password: values.password
 		});
-		if (!login.ok) redirect(303, '/login?signedup=1');
+		// 403: the address must be verified first (mandatory verification).
+		if (!login.ok) redirect(303, login.status === 403 ? '/login?verify=1' : '/login?signedup=1');
 		setSession(cookies, url, login.data.token, login.data.expiry);
 		redirect(303, '/me');
 	}

@@ -1,0 +1,20 @@
+import { fail, redirect } from '@sveltejs/kit';
+import { failStatus, formErrors, readForm } from '$lib/server/forms';
+import type { Detail } from '$lib/types';
+import type { Actions, PageServerLoad } from './$types';
+
+const FIELDS = ['email'] as const;
+
+export const load: PageServerLoad = ({ url }) => ({ sent: url.searchParams.has('sent') });
+
+export const actions: Actions = {
+	default: async ({ request, locals }) => {
+		const values = await readForm(request, FIELDS);
+		const result = await locals.api.post<Detail>('/api/auth/password/reset/', values);
+		if (!result.ok) {
+			return fail(failStatus(result), { values, errors: formErrors(result, FIELDS) });
+		}
+		// The same answer for every address: the API tells nothing more.
+		redirect(303, '/forgot?sent=1');
+	}
+};

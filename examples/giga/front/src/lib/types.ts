@@ -1,7 +1,7 @@
 // The app's own shapes. The API's come from its OpenAPI schema ($lib/api),
 // re-exported here so that a page imports its types from one place.
 
-export type { Detail, Health, LoginResponse, User, UserPage } from '$lib/api';
+export type { Detail, EmailChangeResponse, Health, LoginResponse, User, UserPage } from '$lib/api';
 
 /** What the home page shows: derived from the health check, never throws. */
 export interface SystemStatus {

@@ -16,6 +16,8 @@ export type LoginResponse = Schemas['Token'];
 export type UserPage = Schemas['PaginatedUsuarioList'];
 /** `{"detail": "..."}`: what an account action says when it succeeds. */
 export type Detail = Schemas['Detail'];
+/** POST /api/auth/email/change/, 200. */
+export type EmailChangeResponse = Schemas['EmailChangeResponse'];
 /** `{"detail": "..."}`: the body of every error but a 400. */
 export type ErrorBody = Schemas['Error'];
 /** A 400's body: messages per field (and `non_field_errors`). */

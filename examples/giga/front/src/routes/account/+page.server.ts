@@ -1,18 +1,13 @@
 import { fail, redirect } from '@sveltejs/kit';
 import { failStatus, formErrors, readForm } from '$lib/server/forms';
 import { requireUser } from '$lib/server/session';
-import type { Detail, FormErrors, User } from '$lib/types';
+import type { Detail, EmailChangeResponse, FormErrors } from '$lib/types';
 import type { Actions, PageServerLoad } from './$types';
 
 const PASSWORD_FIELDS = ['old_password', 'new_password'] as const;
 const EMAIL_FIELDS = ['email', 'password'] as const;
 
 /** POST /api/auth/email/change/, 200. */
-interface EmailChange {
-	detail: string;
-	user: User;
-}
-
 /** What a failed action returns: which form, its errors, the address typed (never a password). */
 interface Failure {
 	action: 'password' | 'email' | 'resend';
@@ -44,7 +39,7 @@ export const actions: Actions = {
 	email: async ({ request, locals, url }) => {
 		requireUser(locals, url);
 		const values = await readForm(request, EMAIL_FIELDS);
-		const result = await locals.api.post<EmailChange>('/api/auth/email/change/', values);
+		const result = await locals.api.post<EmailChangeResponse>('/api/auth/email/change/', values);
 		if (!result.ok) {
 			return failure(failStatus(result), {
 				action: 'email',

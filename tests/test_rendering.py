@@ -450,7 +450,8 @@ def test_ci_runs_the_readmes_test_command():
 # ---------------------------------------------------------------------------
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
-FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "logs", "down"]
+FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "logs", "down",
+        "prod-db-up", "prod-up", "prod-logs", "prod-down"]
 
 
 def test_make_help_lists_the_flow_in_order(example):

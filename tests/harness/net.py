@@ -45,11 +45,11 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port below the ephemeral range")
 
 
-def listening(port: int) -> Callable[[], bool]:
-    """Ready when something accepts TCP connections on 127.0.0.1:`port`."""
+def listening(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
+    """Ready when something accepts TCP connections on `host`:`port`."""
     def ready() -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             return False

@@ -15,9 +15,11 @@ frontend, against a real PostgreSQL; Chromium goes through HTTPS.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -263,19 +265,29 @@ STAFF = {"username": "root-admin", "email": "root-admin@example.com", "password"
 
 
 @pytest.fixture(scope="module")
-def production(giga_project, front_built):
+def production(giga_project, front_built, tmp_path_factory):
     """db/ -> back/ (production settings, granian) and front/ (`node build`)
     -> Caddy, with each upstream on a loopback address of its own at the
     rendered port, named as on the app network."""
-    project = giga_project
+    # A copy: the image's build step writes back/staticfiles/.
+    project = tmp_path_factory.mktemp("production") / "project"
+    project.mkdir()
+    subprocess.run(["cp", "-a", str(giga_project / "back"), str(project / "back")], check=True)
+    (project / "front").mkdir()
+    for name in (PROD, "Caddyfile", ".copier-answers.yml", "front/.env"):
+        shutil.copy(giga_project / name, project / name)
     a = recorded(project)
     backend_ip, frontend_ip = "127.90.0.2", "127.90.0.3"
-    db = start_project_db(project)
+    db = start_project_db(giga_project)
     try:
         # Connections between loopback addresses come from 127.0.0.1: that is
         # where the frontend and Caddy call the backend from.
         backend = Backend(project, db, venv_for(project / "back"), compose_file=PROD,
                           hosts={alias(a, "frontend"): "127.0.0.1", alias(a, "caddy"): "127.0.0.1"})
+        # The image's `RUN ... collectstatic`, with the stage's ENV and no secrets (a build has none).
+        (collect,) = [run for run in backend.stage.runs if "collectstatic" in run]
+        backend.run("sh", "-c", collect, env={**backend.stage.env, "DB_PASSWORD": "", "DJANGO_SECRET_KEY": ""},
+                    check=True)
         migrate = compose.load(project / PROD)["services"]["migrate"]
         backend.run(*backend.stage.entrypoint, *migrate["command"], check=True)
         backend.manage("shell", "-c", "from personas.models import Usuario; Usuario.objects.create_superuser("
@@ -286,7 +298,8 @@ def production(giga_project, front_built):
             with backend.serve(port=a["backend_port"], host=backend_ip, env={"GRANIAN_HOST": backend_ip}):
                 with node.serve_front(project, front_built, a["backend_port"], compose_file=PROD, host=frontend_ip,
                                       port=a["frontend_port"], backend_host=backend_ip, origin=origin):
-                    yield {"project": project, "caddy": proxy, "url": origin, "db": db, "domain": a["domain"]}
+                    yield {"project": project, "caddy": proxy, "url": origin, "db": db, "domain": a["domain"],
+                           "frontend_ip": frontend_ip}
     finally:
         db.destroy()
 
@@ -298,12 +311,26 @@ def context_options():
 
 
 @pytest.mark.full
+def test_the_frontends_healthcheck_passes_behind_the_address_header(production):
+    """The compose healthcheck, run against the frontend as it runs here
+    (only its address differs): adapter-node with ADDRESS_HEADER answers 500
+    to a request without X-Forwarded-For, so the probe must send one."""
+    command = compose.healthcheck_command(prod_services(production["project"])["frontend"])
+    command = [arg.replace("http://127.0.0.1:", f"http://{production['frontend_ip']}:") for arg in command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.full
 def test_plain_http_is_redirected_to_https(production):
     proxy = production["caddy"]
     for path in ("/", "/admin/login/?next=/admin/", "/api/health/"):
         status, headers, _ = proxy.http(production["domain"], "GET", path)
         assert status in (301, 308), (path, status)
-        assert headers["location"] == f"{production['url']}{path}", path
+        # to the same host and path over HTTPS (whose port, here, is not the container's 443)
+        location = urlsplit(headers["location"])
+        assert (location.scheme, location.hostname, location.path + (location.query and "?" + location.query)) == \
+            ("https", production["domain"], path), headers["location"]
 
 
 @pytest.mark.full
@@ -311,15 +338,13 @@ def test_every_path_goes_to_its_tier_with_one_hsts_header(production):
     proxy, domain = production["caddy"], production["domain"]
     answers = {path: proxy.https(domain, "GET", path, headers={"Accept-Encoding": "gzip"})
                for path in ("/", "/login", "/api/health/", "/admin/login/", "/static/admin/css/base.css")}
-    status, headers, _ = answers["/api/health/"]
-    assert status == 200 and headers["content-type"].startswith("application/json"), answers["/api/health/"]
-    assert answers["/admin/login/"][0] == 200 and b"csrfmiddlewaretoken" in answers["/admin/login/"][2]
-    assert answers["/static/admin/css/base.css"][0] == 200
-    assert answers["/"][0] == 200 and "content-security-policy" in answers["/"][1], "SvelteKit's page"
+    assert {path: status for path, (status, _, _) in answers.items()} == dict.fromkeys(answers, 200), answers
+    assert answers["/api/health/"][1]["content-type"].startswith("application/json")
+    _, headers, body = answers["/admin/login/"]
+    assert headers["content-encoding"] == "gzip" and b"csrfmiddlewaretoken" in gzip.decompress(body)
+    assert "content-security-policy" in answers["/"][1], "SvelteKit's page"
     hsts = {path: headers.get("strict-transport-security") for path, (_, headers, _) in answers.items()}
     assert set(hsts.values()) == {"max-age=31536000"}, hsts
-    # compression, where the body is worth it
-    assert answers["/static/admin/css/base.css"][1].get("content-encoding") == "gzip"
 
 
 def attempts_from(db, address: str) -> int:

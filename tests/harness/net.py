@@ -56,11 +56,11 @@ def listening(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
     return ready
 
 
-def answering(url: str) -> Callable[[], bool]:
-    """Ready when GET `url` answers 200."""
+def answering(url: str, headers: dict[str, str] | None = None) -> Callable[[], bool]:
+    """Ready when GET `url` (with `headers`) answers 200."""
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -81,8 +81,10 @@ def serve_front(project: Path, built: Path, backend_port: int, compose_file: str
     env = {**os.environ, **env, "PORT": str(port), "HOST": host,
            "ORIGIN": origin or base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
     command = dockerfile_stages(built / "Dockerfile")[""].cmd
+    # Behind a proxy (ADDRESS_HEADER), every request must carry the header.
+    probe = {env["ADDRESS_HEADER"]: "127.0.0.1"} if env.get("ADDRESS_HEADER") else {}
     with serving([*with_hosts({backend_alias: backend_host}), *command], cwd=built, env=env,
-                 ready=answering(f"{base}/healthz"), timeout=30, name="front"):
+                 ready=answering(f"{base}/healthz", probe), timeout=30, name="front"):
         yield base
 
 

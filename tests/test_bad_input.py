@@ -61,6 +61,9 @@ BAD_ANSWERS = [
     ({"network_name": "bad network"}, "network_name", "Docker network name"),
     ({"language_code": "English"}, "language_code", "language tag"),
     ({"admin_email": "nobody"}, "admin_email", "e-mail address"),
+    ({"acme_email": "nobody"}, "acme_email", "e-mail address"),
+    ({"acme_email": '"o\\"brien"@example.com'}, "acme_email", "plain address"),
+    ({"acme_email": "ops@giga.localhost"}, "acme_email", "not on .localhost"),
     # Numbers as typed: YAML would read these as other numbers (octal, hex,
     # 1_000), or they are not plain integers at all.
     *[({question: typed}, question, "plain decimal digits")
@@ -88,7 +91,8 @@ BAD_ANSWERS = [
     ({"network_name": "giga_db_default"}, "network_name", "the database project's own network"),
     # Host names taken on the network, or read as IPv4 addresses.
     *[({"db_service": name}, "db_service", "already taken")
-      for name in ["localhost", "backend", "frontend", "exporter", "backup", "giga-backend", "giga-frontend"]],
+      for name in ["localhost", "backend", "frontend", "exporter", "backup", "giga-backend", "giga-frontend",
+                   "migrate", "caddy", "giga-caddy"]],
     *[({"db_service": name}, "db_service", "IPv4 address") for name in ["1234", "0x7f000001", "2130706433"]],
     # Languages Django ships no translation for.
     *[({"language_code": code}, "language_code", "Django ships")
@@ -144,7 +148,7 @@ def names_on_the_networks(project) -> tuple[set[str], set[str]]:
     anything but the database service and its network."""
     a = recorded(project)
     hosts, networks = set(), set()
-    for relative in compose.COMPOSE_FILES:
+    for relative in (*compose.COMPOSE_FILES, "docker-compose.prod.yml"):
         document = compose.load(project / relative)
         for name, service in document["services"].items():
             if name != a["db_service"]:

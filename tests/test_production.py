@@ -33,6 +33,7 @@ from harness.backend import Backend
 from harness.dockerfile import dockerfile_stages
 from harness.postgres import start_project_db
 from harness.python import venv_for
+from harness.render import validator
 
 PROD = "docker-compose.prod.yml"
 DB_OVERRIDE = "db/docker-compose.prod.yml"
@@ -213,6 +214,19 @@ def test_production_environment_follows_the_answers_across_files(project):
     assert frontend_port == front["PORT"] == str(a["frontend_port"])
     # SvelteKit takes the browser's address from the one proxy in front of it.
     assert (front["ADDRESS_HEADER"], front["XFF_DEPTH"]) == ("X-Forwarded-For", "1")
+
+
+@pytest.mark.parametrize("admin_email, acme_email", [
+    ("ops@example.com", "ops@example.com"),
+    ("it.team+certs@mail.example.org", "it.team+certs@mail.example.org"),
+    ("admin@giga.localhost", ""),  # the default admin_email: no CA writes there
+    ('"o\\"brien"@example.com', ""),  # valid for Django's mail, not for an ACME account
+])
+def test_acme_email_defaults_to_admin_email_when_a_certificate_authority_would_take_it(
+        jinja_template, admin_email, acme_email):
+    default = validator(jinja_template, "acme_email", field="default")({"admin_email": admin_email})
+    assert default == acme_email
+    assert validator(jinja_template, "acme_email")({"acme_email": default}) == ""
 
 
 def test_make_runs_the_production_commands_in_order(project):

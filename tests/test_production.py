@@ -34,6 +34,7 @@ from harness.dockerfile import dockerfile_stages
 from harness.postgres import start_project_db
 from harness.python import venv_for
 from harness.render import validator
+from test_e2e import browser, page  # noqa: F401  the e2e module's Chromium, and its checked pages
 
 PROD = "docker-compose.prod.yml"
 DB_OVERRIDE = "db/docker-compose.prod.yml"
@@ -418,6 +419,3 @@ def test_the_admin_works_over_the_proxy_with_secure_cookies(production, browser)
         assert cookies["csrftoken"]["secure"], cookies["csrftoken"]
     finally:
         context.close()
-
-
-from test_e2e import browser, page  # noqa: E402,F401  the e2e module's Chromium and checked pages

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from harness.answers import alias, as_typed, recorded as answers, secrets as secrets_of
 from harness import compose, dotenv, make
@@ -39,7 +38,7 @@ def without_foreign_templates(path: Path, text: str) -> str:
 
 
 def read_yaml(path: Path):
-    return yaml.safe_load(path.read_text())
+    return compose.parse(path.read_text())
 
 
 def db_compose(project: Path) -> dict:

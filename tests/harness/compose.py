@@ -51,10 +51,15 @@ _OverrideLoader.add_constructor("!reset", lambda loader, node: Reset(_construct(
 _OverrideLoader.add_constructor("!override", lambda loader, node: Override(_construct(loader, node)))
 
 
+def parse(text: str):
+    """Any YAML document; Compose's `!reset` and `!override` tags are read
+    (harness.compose.Reset, Override) instead of refused."""
+    return yaml.load(text, Loader=_OverrideLoader)
+
+
 def load_override(path: Path) -> dict:
-    """An override file (`docker compose -f base -f override`), its `!reset`
-    and `!override` tags kept (harness.compose.Reset, Override)."""
-    return yaml.load(path.read_text(), Loader=_OverrideLoader)
+    """An override file (`docker compose -f base -f override`), its tags kept."""
+    return parse(path.read_text())
 
 
 def without_tags(value):

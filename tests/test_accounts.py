@@ -102,3 +102,7 @@ def test_account_mails_link_to_the_frontends_origin(example):
     assert f'env.str("FRONTEND_URL", "{environments["frontend"]["ORIGIN"]}")' in settings
     assert alias(recorded(example), "frontend") not in environments["backend"]["FRONTEND_URL"], \
         "a browser opens the links: the public origin, not the network alias"
+    production = {service: compose.service_environment(example, "docker-compose.prod.yml", service)
+                  for service in ("backend", "frontend")}
+    assert production["backend"]["FRONTEND_URL"] == production["frontend"]["ORIGIN"] == \
+        f"https://{recorded(example)['domain']}", "production mails link to the public site"

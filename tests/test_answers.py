@@ -122,7 +122,7 @@ def assert_files_valid(project, answers) -> None:
         if path.suffix == ".py":
             ast.parse(text, filename=str(path))
         elif path.suffix in {".yml", ".yaml"}:
-            yaml.safe_load(text)
+            compose.parse(text)
         elif path.suffix == ".json":
             json.loads(text)
         for question in ("project_name", "admin_email"):

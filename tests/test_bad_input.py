@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 
 import pytest
-import yaml
 
 from harness import compose, dotenv
 from harness.answers import as_typed, choices, recorded
@@ -64,6 +63,9 @@ BAD_ANSWERS = [
     ({"email_verification": "sometimes"}, "email_verification", f"is not in {choices('email_verification')}"),
     ({"mail_ui_port": 80}, "mail_ui_port", "between 1024 and 65535"),
     ({"mail_ui_port": 5173}, "mail_ui_port", "frontend_port (5173)"),
+    ({"acme_email": "nobody"}, "acme_email", "e-mail address"),
+    ({"acme_email": '"o\\"brien"@example.com'}, "acme_email", "plain address"),
+    ({"acme_email": "ops@giga.localhost"}, "acme_email", "not on .localhost"),
     # Numbers as typed: YAML would read these as other numbers (octal, hex,
     # 1_000), or they are not plain integers at all.
     *[({question: typed}, question, "plain decimal digits")
@@ -91,7 +93,8 @@ BAD_ANSWERS = [
     ({"network_name": "giga_db_default"}, "network_name", "the database project's own network"),
     # Host names taken on the network, or read as IPv4 addresses.
     *[({"db_service": name}, "db_service", "already taken")
-      for name in ["localhost", "backend", "frontend", "exporter", "backup", "giga-backend", "giga-frontend"]],
+      for name in ["localhost", "backend", "frontend", "exporter", "backup", "giga-backend", "giga-frontend",
+                   "migrate", "caddy", "giga-caddy"]],
     *[({"db_service": name}, "db_service", "IPv4 address") for name in ["1234", "0x7f000001", "2130706433"]],
     # Languages Django ships no translation for.
     *[({"language_code": code}, "language_code", "Django ships")
@@ -147,7 +150,7 @@ def names_on_the_networks(project) -> tuple[set[str], set[str]]:
     anything but the database service and its network."""
     a = recorded(project)
     hosts, networks = set(), set()
-    for relative in compose.COMPOSE_FILES:
+    for relative in (*compose.COMPOSE_FILES, "docker-compose.prod.yml"):
         document = compose.load(project / relative)
         for name, service in document["services"].items():
             if name != a["db_service"]:
@@ -191,7 +194,7 @@ def test_awkward_passwords_arrive_verbatim_in_the_db_env(awkward_project):
 def test_awkward_passwords_leave_every_file_valid(awkward_project):
     for path in awkward_project.rglob("*"):
         if path.suffix in {".yml", ".yaml"}:
-            yaml.safe_load(path.read_text())
+            compose.parse(path.read_text())
         if path.name.startswith(".env"):
             dotenv.load(path)
     answers = (awkward_project / ".copier-answers.yml").read_text()

@@ -81,8 +81,14 @@ class Watched:
 
 
 @pytest.fixture
-def page(browser, request):
-    context = browser.new_context()
+def context_options() -> dict:
+    """Playwright's browser context options; a module may override them."""
+    return {}
+
+
+@pytest.fixture
+def page(browser, request, context_options):
+    context = browser.new_context(**context_options)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.watched = Watched(page)

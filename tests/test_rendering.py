@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from harness.answers import alias, as_typed, recorded as answers, secrets as secrets_of
 from harness import compose, dotenv, make
@@ -42,7 +41,7 @@ def without_foreign_templates(path: Path, text: str) -> str:
 
 
 def read_yaml(path: Path):
-    return yaml.safe_load(path.read_text())
+    return compose.parse(path.read_text())
 
 
 def db_compose(project: Path) -> dict:
@@ -454,7 +453,7 @@ def test_ci_runs_the_readmes_test_command():
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
 FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "api-types", "logs",
-        "down"]
+        "down", "prod-db-up", "prod-up", "prod-logs", "prod-down"]
 
 
 def test_make_help_lists_the_flow_in_order(example):

@@ -388,6 +388,7 @@ FREE_ANSWERS = {
     "language_code": {"language_code": "es-ar"},
     "admin_email": {"admin_email": "ops@example.org"},
     "domain": {"domain": "app.example.com", "kubernetes": "true"},
+    "acme_email": {"acme_email": "certs@example.org"},
     "kubernetes": {"kubernetes": "true"},
     "k8s_instances_production": {"kubernetes": "true", "k8s_instances_production": "5"},
 }

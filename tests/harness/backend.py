@@ -44,14 +44,14 @@ class Backend:
     """back/ of `project`, talking to the PostgreSQL `db` (harness.postgres.PostgresServer)."""
 
     def __init__(self, project: Path, db, venv: Path, target: str = "", hide_var_lib: bool = True,
-                 hosts: dict[str, str] | None = None):
+                 hosts: dict[str, str] | None = None, compose_file: str = "docker-compose.dev.yml"):
         self.project = project
         self.hosts = hosts or {}
         self.dir = project / "back"
         self.db = db
         self.venv = venv
         self.stage = dockerfile_stages(self.dir / "Dockerfile")[target]
-        self.compose_env = compose.service_environment(project, "docker-compose.dev.yml", "backend")
+        self.compose_env = compose.service_environment(project, compose_file, "backend")
         self.db_service = self.compose_env["DB_HOST"]
         self.hide_var_lib = hide_var_lib
         self.bin = Path(tempfile.mkdtemp(prefix="back-bin-"))
@@ -103,9 +103,11 @@ class Backend:
         return self.run("python", "manage.py", *args, **kwargs)
 
     @contextlib.contextmanager
-    def serve(self, port: int | None = None, env: dict[str, str] | None = None, ready_timeout: float = 60):
+    def serve(self, port: int | None = None, env: dict[str, str] | None = None, ready_timeout: float = 60,
+              host: str = "127.0.0.1"):
         """The container's main process: ENTRYPOINT + CMD of the stage, on
-        PORT; yields (base URL, Popen) once it listens."""
+        PORT; yields (base URL, Popen) once it listens on `host` (the
+        process's own address, if `env` gives it one: GRANIAN_HOST...)."""
         port = port or free_port()
         # The published port, wherever the command names it (runserver 0.0.0.0:<port>).
         published = self.stage.env.get("PORT")
@@ -113,8 +115,8 @@ class Backend:
                    for arg in [*self.stage.entrypoint, *self.stage.cmd]]
         with serving([*self.prefix(), *command], cwd=self.dir,
                      env=self.environment(**{**self.port_env(port), **(env or {})}),
-                     ready=listening(port), timeout=ready_timeout, name="backend") as process:
-            yield f"http://127.0.0.1:{port}", process
+                     ready=listening(port, host), timeout=ready_timeout, name="backend") as process:
+            yield f"http://{host}:{port}", process
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

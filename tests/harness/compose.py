@@ -21,6 +21,79 @@ def load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
+class Reset:
+    """`!reset value` in an override file: the merged model drops the key."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class Override:
+    """`!override value` in an override file: replaces, never merges."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _OverrideLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_OverrideLoader.add_constructor("!reset", lambda loader, node: Reset(_construct(loader, node)))
+_OverrideLoader.add_constructor("!override", lambda loader, node: Override(_construct(loader, node)))
+
+
+def parse(text: str):
+    """Any YAML document; Compose's `!reset` and `!override` tags are read
+    (harness.compose.Reset, Override) instead of refused."""
+    return yaml.load(text, Loader=_OverrideLoader)
+
+
+def load_override(path: Path) -> dict:
+    """An override file (`docker compose -f base -f override`), its tags kept."""
+    return parse(path.read_text())
+
+
+def without_tags(value):
+    """The override file as a plain YAML reader sees it: tags dropped."""
+    if isinstance(value, (Reset, Override)):
+        return without_tags(value.value)
+    if isinstance(value, dict):
+        return {key: without_tags(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_tags(item) for item in value]
+    return value
+
+
+def merged(base, override):
+    """Compose's merge of `override` over `base`: mappings merge key by key,
+    sequences are appended (without repeats), anything else is replaced;
+    `!reset` removes the key and `!override` replaces the value whole."""
+    if isinstance(override, Override):
+        return override.value
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for key, value in override.items():
+            if isinstance(value, Reset):
+                result.pop(key, None)
+            elif key in result:
+                result[key] = merged(result[key], value)
+            else:
+                result[key] = without_tags(value)
+        return result
+    if isinstance(base, list) and isinstance(override, list):
+        return base + [item for item in override if item not in base]
+    return without_tags(override)
+
+
 def db_service(project: Path) -> tuple[str, dict]:
     """(name, definition) of the database in db/: the one service that is in
     no profile (the others, started on demand, only talk to it)."""
@@ -53,11 +126,11 @@ def service_networks(compose: dict, service: dict) -> dict[str, set[str]]:
             for key, options in networks.items()}
 
 
-def topology(project: Path) -> dict[str, dict[str, set[str]]]:
-    """Every service of the project's compose files -> {network: aliases}.
+def topology(project: Path, files: tuple[str, ...] = COMPOSE_FILES) -> dict[str, dict[str, set[str]]]:
+    """Every service of the project's compose `files` -> {network: aliases}.
     On each network a service also answers to its own service name."""
     services: dict[str, dict[str, set[str]]] = {}
-    for relative in COMPOSE_FILES:
+    for relative in files:
         compose = load(project / relative)
         for name, service in compose["services"].items():
             if name in services:

@@ -66,7 +66,19 @@ def mismatches(project: Path) -> list[str]:
     same("trusted proxies", {host for proxy in back["DJANGO_TRUSTED_PROXIES"].split(",")
                              for host in compose.resolves(services, "backend", proxy)}, {"frontend"})
     same("shared network", set(services[db_name]) & set(services["backend"]), {a["network_name"]})
-    # production
+    # production on one host: the public name, the same database
+    prod = compose.service_environment(project, "docker-compose.prod.yml", "backend")
+    prod_front = compose.service_environment(project, "docker-compose.prod.yml", "frontend")
+    caddyfile = (project / "Caddyfile").read_text()
+    site = re.search(r"^(\S+) \{$", caddyfile, re.M).group(1)
+    same("acme account", re.findall(r"^\s*email (\S+)$", caddyfile, re.M), [a["acme_email"]] if a["acme_email"] else [])
+    same("production settings", prod["DJANGO_SETTINGS_MODULE"], f"{a['project_slug']}.production")
+    same("production host", prod["DJANGO_ALLOWED_HOSTS"].split(",")[0], urlsplit(prod_front["ORIGIN"]).hostname,
+         site, a["domain"])
+    same("production origin", prod["DJANGO_CSRF_TRUSTED_ORIGINS"], prod_front["ORIGIN"], f"https://{a['domain']}")
+    for name in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DJANGO_ADMIN_EMAIL", "TZ"):
+        same(f"production {name}", prod[name], back[name])
+    # production on a cluster
     k8s = project / "deploy/k8s"
     same("kubernetes manifests", k8s.is_dir(), a["kubernetes"])
     if a["kubernetes"]:

@@ -45,22 +45,22 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port below the ephemeral range")
 
 
-def listening(port: int) -> Callable[[], bool]:
-    """Ready when something accepts TCP connections on 127.0.0.1:`port`."""
+def listening(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
+    """Ready when something accepts TCP connections on `host`:`port`."""
     def ready() -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             return False
     return ready
 
 
-def answering(url: str) -> Callable[[], bool]:
-    """Ready when GET `url` answers 200."""
+def answering(url: str, headers: dict[str, str] | None = None) -> Callable[[], bool]:
+    """Ready when GET `url` (with `headers`) answers 200."""
     def ready() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=2) as response:
                 return response.status == 200
         except OSError:
             return False

@@ -66,19 +66,25 @@ def build(installed: Path) -> Path:
 
 
 @contextlib.contextmanager
-def serve_front(project: Path, built: Path, backend_port: int, port: int | None = None):
+def serve_front(project: Path, built: Path, backend_port: int, compose_file: str = "docker-compose.dev.yml",
+                host: str = "127.0.0.1", port: int | None = None, backend_host: str = "127.0.0.1",
+                origin: str | None = None):
     """The production image's CMD (`node build`) of `project`'s front/, built in
-    `built`, calling the API on `backend_port` at the backend's alias, on
-    `port` (default: a free one); yields its base URL."""
+    `built`, with `compose_file`'s environment, calling the API on
+    `backend_port` at the backend's alias (resolved to `backend_host`);
+    listening on `host`:`port` (a free port by default); ORIGIN: `origin`, by
+    default its own URL. Yields its base URL."""
     port = port or free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = compose.service_environment(project, "docker-compose.dev.yml", "frontend")
+    base = f"http://{host}:{port}"
+    env = compose.service_environment(project, compose_file, "frontend")
     backend_alias = urlsplit(env["INTERNAL_API_URL"]).hostname
-    env = {**os.environ, **env, "PORT": str(port), "HOST": "127.0.0.1",
-           "ORIGIN": base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
+    env = {**os.environ, **env, "PORT": str(port), "HOST": host,
+           "ORIGIN": origin or base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
     command = dockerfile_stages(built / "Dockerfile")[""].cmd
-    with serving([*with_hosts({backend_alias: "127.0.0.1"}), *command], cwd=built, env=env,
-                 ready=answering(f"{base}/healthz"), timeout=30, name="front"):
+    # Behind a proxy (ADDRESS_HEADER), every request must carry the header.
+    probe = {env["ADDRESS_HEADER"]: "127.0.0.1"} if env.get("ADDRESS_HEADER") else {}
+    with serving([*with_hosts({backend_alias: backend_host}), *command], cwd=built, env=env,
+                 ready=answering(f"{base}/healthz", probe), timeout=30, name="front"):
         yield base
 
 

@@ -146,12 +146,13 @@ def copy_in_process(template: Path, answers: dict, destination: Path) -> str | N
     return None
 
 
-def validator(template: Path, question: str):
+def validator(template: Path, question: str, field: str = "validator"):
     """validator(answers) -> the message copier.yml's validator of `question`
     prints for `answers` ('' when accepted), in Copier's own Jinja
-    environment: for checking thousands of values quickly."""
+    environment: for checking thousands of values quickly. `field="default"`:
+    the question's default instead."""
     from copier._main import Worker
-    source = yaml.safe_load((template / "copier.yml").read_text())[question]["validator"]
+    source = yaml.safe_load((template / "copier.yml").read_text())[question][field]
     compiled = Worker(src_path=str(template), dst_path=str(template / "unused")).jinja_env.from_string(source)
     # as on `copier copy`: no recorded answers yet (copier.yml's _external_data)
     return lambda answers: compiled.render(**{"_external_data": {"previous": {}}, **answers}).strip()

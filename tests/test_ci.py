@@ -189,9 +189,11 @@ def test_lint_job_runs_the_hooks_and_validates_every_compose_file(example):
     assert hooks_step["env"] == {"SKIP": "prettier"}
     assert "npm run lint" in run_lines(example, "front")
     composes = sorted(str(p.relative_to(example)) for p in example.rglob("docker-compose*.yml"))
-    assert len(composes) == 2
+    assert len(composes) == 4
     for path in composes:
-        assert f"docker compose --file {path} config --quiet" in lines, path
+        # An override is checked merged onto the file it overrides.
+        base = {"db/docker-compose.prod.yml": "--file db/docker-compose.yml "}.get(path, "")
+        assert f"docker compose {base}--file {path} config --quiet" in lines, path
     # compose needs the env files it names; the job makes them from the examples
     for env_file in ("db/.env", "back/.env", "front/.env"):
         assert (example / f"{env_file}.example").exists() and f"{env_file}.example" in lines

@@ -334,6 +334,13 @@ def test_ingress_serves_the_domain_over_https(built, overlay):
     assert config["giga-backend-config"]["DJANGO_CSRF_TRUSTED_ORIGINS"] == f"https://{host}"
     assert config["giga-frontend-config"]["ORIGIN"] == f"https://{host}"
     assert config["giga-backend-config"]["FRONTEND_URL"] == f"https://{host}", "the links of account mails"
+    # Behind the ingress controller, SvelteKit takes the browser's address from
+    # X-Forwarded-For, so its probes must send one.
+    assert (config["giga-frontend-config"]["ADDRESS_HEADER"], config["giga-frontend-config"]["XFF_DEPTH"]) == \
+        ("X-Forwarded-For", "1")
+    container = one(objects, "Deployment", "frontend")["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert {"name": "X-Forwarded-For", "value": "127.0.0.1"} in container[probe]["httpGet"]["httpHeaders"], probe
 
 
 @pytest.mark.full

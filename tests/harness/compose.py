@@ -7,6 +7,7 @@ and what a healthcheck would run, so tests can check them across files.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -92,6 +93,30 @@ def merged(base, override):
     if isinstance(base, list) and isinstance(override, list):
         return base + [item for item in override if item not in base]
     return without_tags(override)
+
+
+def overridden(path: Path) -> Path | None:
+    """The file `path` overrides (`docker compose -f base -f path`): a
+    directory's docker-compose.prod.yml over its docker-compose.yml."""
+    base = path.with_name("docker-compose.yml")
+    return base if path.name == "docker-compose.prod.yml" and base.exists() else None
+
+
+def spec_documents(project: Path, workdir: Path) -> list[Path]:
+    """Every compose file of `project` as Compose reads it, for the
+    compose-spec schema: a file as it is, an override (its `!reset` tags are
+    not plain YAML) merged onto the file it overrides, written as JSON into
+    `workdir`."""
+    documents = []
+    for path in sorted(project.rglob("docker-compose*.yml")):
+        base = overridden(path)
+        if base is None:
+            documents.append(path)
+            continue
+        model = workdir / f"{'-'.join(path.relative_to(project).parts)}.merged.json"
+        model.write_text(json.dumps(merged(load(base), load_override(path))))
+        documents.append(model)
+    return documents
 
 
 def db_service(project: Path) -> tuple[str, dict]:

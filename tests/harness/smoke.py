@@ -27,7 +27,7 @@ from subprocess import CompletedProcess, run
 
 import yaml
 
-from . import node
+from . import compose, node
 from .backend import Backend
 from .postgres import start_project_db
 from .python import venv_for
@@ -51,14 +51,15 @@ def tool(*args: str | Path, cwd: Path | None = None, timeout: float = 300) -> Co
     return run([str(arg) for arg in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def lint(project: Path) -> list[CompletedProcess]:
+def lint(project: Path, workdir: Path) -> list[CompletedProcess]:
     files = [path for path in project_files(project) if "node_modules" not in path.parts]
     return [
         tool("check-merge-conflict", *hook_args(project, "check-merge-conflict"), *files),
         tool("ruff", "check", "--no-cache", "back", cwd=project),
         *(tool("hadolint", dockerfile) for dockerfile in sorted(project.rglob("Dockerfile"))),
         tool("shellcheck", *shell_scripts(project)),
-        tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec", *sorted(project.rglob("docker-compose*.yml"))),
+        tool("check-jsonschema", "--builtin-schema", "vendor.compose-spec",
+             *compose.spec_documents(project, workdir)),
     ]
 
 
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     step(f"render {options.answers} -> {destination}", lambda: [render(options.answers.resolve(), destination)])
     if failed:
         return 1
-    step("lint", lambda: lint(destination))
+    step("lint", lambda: lint(destination, workdir))
     step("back: pytest against PostgreSQL", lambda: back(destination))
     step("front: check, test, lint, build", lambda: front(destination, workdir))
     print(f"[smoke] {'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'} ({destination})", flush=True)

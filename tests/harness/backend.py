@@ -37,7 +37,7 @@ from pathlib import Path
 from . import compose
 from .dockerfile import dockerfile_stages
 from .hosts import with_hosts
-from .net import free_port, listening, serving
+from .net import exchange, free_port, listening, serving
 
 
 class Backend:
@@ -159,16 +159,5 @@ def raw_request(base: str, method: str, path: str, body: bytes | None = None,
     and Content-Length. `source`: the client's address (any 127/8 address
     reaches a server listening on loopback). (status, headers, body)."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
-    connection = HTTPConnection(host, int(port), timeout=timeout,
-                                            source_address=(source, 0) if source else None)
-    try:
-        connection.putrequest(method, path, skip_accept_encoding=True)
-        for name, value in headers or []:
-            connection.putheader(name, value)
-        if body is not None:
-            connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+    connection = HTTPConnection(host, int(port), timeout=timeout, source_address=(source, 0) if source else None)
+    return exchange(connection, method, path, headers or [], body)

@@ -23,7 +23,7 @@ from http.client import HTTPConnection, HTTPSConnection
 from pathlib import Path
 
 from .hosts import with_hosts
-from .net import free_port, serving
+from .net import exchange, free_port, serving
 
 
 def binary() -> str:
@@ -81,25 +81,12 @@ class Caddy:
             socket.create_connection(("127.0.0.1", self.https_port), timeout=30,
                                      source_address=(source, 0) if source else None),
             server_hostname=host)
-        return _exchange(connection, method, path, {"Host": host, **(headers or {})}, body)
+        return exchange(connection, method, path, [("Host", host), *(headers or {}).items()], body, skip_host=True)
 
     def http(self, host: str, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
         """One plain-HTTP request to `host`."""
-        return _exchange(HTTPConnection("127.0.0.1", self.http_port, timeout=30), method, path, {"Host": host}, None)
-
-
-def _exchange(connection, method, path, headers, body):
-    try:
-        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        if body is not None:
-            connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        connection.close()
+        return exchange(HTTPConnection("127.0.0.1", self.http_port, timeout=30), method, path, [("Host", host)],
+                        skip_host=True)
 
 
 @contextlib.contextmanager

@@ -95,3 +95,21 @@ def serving(command: list[str], *, cwd: Path, env: dict[str, str], ready: Callab
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def exchange(connection, method: str, path: str, headers: list[tuple[str, bytes | str]],
+             body: bytes | None = None, skip_host: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """One request on `connection` (http.client), written as given: header
+    values byte for byte, nothing added but Content-Length (and Host unless
+    `skip_host`, when `headers` carries it). (status, lower-cased headers, body)."""
+    try:
+        connection.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()

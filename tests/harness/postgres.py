@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import compose, dotenv
+from . import compose
 from .dockerfile import base_images
 from .net import free_port
 

@@ -141,3 +141,18 @@ def stack(giga_project, front_built, smtp):
     with running(giga_project, front_built, staff=STAFF,
                  backend_env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min", "EMAIL_URL": smtp.url}) as stack:
         yield stack
+
+
+# ---------------------------------------------------------------------------
+# The docker tier: scripts/docker-engine's real engine
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The engine started (installed and its stand-in images built on first
+    use), DOCKER_HOST set for this process; stopped afterwards if this run
+    started it."""
+    from harness import engine
+    started = engine.start()
+    yield
+    if started:
+        engine.stop()

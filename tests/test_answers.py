@@ -349,7 +349,7 @@ def test_reserved_role_names_are_the_servers(jinja_template, giga_db):
 # ---------------------------------------------------------------------------
 # Env files: owner-only where it can be done without --trust
 # ---------------------------------------------------------------------------
-def test_new_project_makes_the_env_files_owner_only(tmp_path):
+def test_new_project_makes_the_secrets_env_files_owner_only(tmp_path):
     """scripts/new-project, with its Copier already installed (the cache it
     would fill is pointed at this suite's Copier)."""
     cache = tmp_path / "cache"
@@ -361,12 +361,14 @@ def test_new_project_makes_the_env_files_owner_only(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "XDG_CACHE_HOME": str(cache)},
                             stdin=subprocess.DEVNULL, timeout=300)
     assert result.returncode == 0, result.stderr
-    for name in ENV_FILES:
+    for name in ("db/.env", "back/.env"):
         assert (destination / name).stat().st_mode & 0o777 == 0o600, name
-    assert (destination / "README.md").stat().st_mode & 0o777 == 0o644, "only the env files are tightened"
+    # no secret, and read by the development frontend's container user
+    assert (destination / "front/.env").stat().st_mode & 0o777 == 0o644
+    assert (destination / "README.md").stat().st_mode & 0o777 == 0o644, "only the secrets' files are tightened"
 
 
 def test_plain_copier_copy_says_how_to_protect_the_env_files(tmp_path):
     result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(tmp_path / "giga"))
     assert result.returncode == 0, result.stderr
-    assert "chmod 600 db/.env back/.env front/.env" in result.stderr + result.stdout
+    assert "chmod 600 db/.env back/.env" in result.stderr + result.stdout

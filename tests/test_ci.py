@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import compose, dotenv
+from harness import compose, dotenv, make
 from harness.answers import recorded as answers, secrets as secrets_of
 from harness.dockerfile import base_images
 from harness.render import EXAMPLES, REPO, project_files
 from harness.smoke import hook_args, main as smoke, shell_scripts
-from harness.workflows import actionlint, zizmor
+from harness.workflows import RunStep, actionlint, run_step, run_steps, zizmor
 
 WORKFLOW = ".github/workflows/ci.yml"
 PINNED_ACTION = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
@@ -55,6 +55,13 @@ def git_project(project: Path, destination: Path, *config: str) -> Path:
 # ===========================================================================
 # .github/workflows/ci.yml
 # ===========================================================================
+JOBS = {"back", "front", "lint", "stack"}
+
+
+def test_workflow_runs_the_agreed_jobs(example):
+    assert set(workflow(example)["jobs"]) == JOBS
+
+
 def test_workflow_passes_actionlint(example):
     assert actionlint(example / WORKFLOW) == []
 
@@ -197,6 +204,56 @@ def test_lint_job_runs_the_hooks_and_validates_every_compose_file(example):
     # compose needs the env files it names; the job makes them from the examples
     for env_file in ("db/.env", "back/.env", "front/.env"):
         assert (example / f"{env_file}.example").exists() and f"{env_file}.example" in lines
+
+
+def test_stack_job_boots_the_project_as_a_new_clone_does(example):
+    """The env files from scripts/env-files (their .env.example, new random
+    secrets, masked), exactly the Makefile's targets, then the API's health
+    and no missing migration; the logs on failure, `make down` whatever
+    happened. Its run: steps are what a test on a real engine runs literally
+    (harness.workflows.run_steps)."""
+    a = answers(example)
+    backend = f"{a['project_slug']}_backend_dev"
+    ran = run_steps(example / WORKFLOW, "stack")
+    assert [(step.run.strip(), step.condition) for step in ran] == [
+        ("scripts/env-files", None),
+        ("make db-up up migrate verify", None),
+        (f"health=$(curl -fsS http://127.0.0.1:{a['backend_port']}/api/health/)\n"
+         'echo "$health"\n'
+         """grep -Eq '"status" *: *"ok"' <<<"$health\"""", None),
+        (f"docker exec {backend} python manage.py makemigrations --check --dry-run", None),
+        ("(cd db && docker compose logs --no-color --timestamps)\n"
+         "docker compose -f docker-compose.dev.yml logs --no-color --timestamps", "failure()"),
+        ("make down", "always()"),
+    ]
+    assert all(step.env == {} and step.working_directory is None for step in ran)
+    # the targets are the Makefile's, in the README's order
+    assert {"db-up", "up", "migrate", "verify", "down"} <= set(make.targets(example))
+    # its container and port are the project's
+    dev = compose.load(example / "docker-compose.dev.yml")["services"]["backend"]
+    assert dev["container_name"] == backend and f"127.0.0.1:{a['backend_port']}:{a['backend_port']}" in dev["ports"]
+    # the only action is the checkout; no service container, no secret, no extra permission
+    job = workflow(example)["jobs"]["stack"]
+    assert [step["uses"].split("@")[0] for step in job["steps"] if "uses" in step] == ["actions/checkout"]
+    assert "services" not in job and "permissions" not in job and "secrets." not in json.dumps(job)
+    assert (example / "scripts/env-files").stat().st_mode & 0o111
+
+
+def test_run_steps_reads_env_working_directory_and_shell(example, tmp_path):
+    back = run_steps(example / WORKFLOW, "back")
+    setup = next(step for step in back if "db/init/" in step.run)
+    assert setup.env["APP_DB_USER"] == answers(example)["db_user"]
+    assert setup.env["DB"] == "${{ job.services.db.id }}", "expressions are left as written"
+    assert [step.working_directory for step in back if step.name in ("Install", "pytest")] == ["back", "back"]
+    front = run_steps(example / WORKFLOW, "front")
+    assert front[0] == RunStep(name="npm ci", run="npm ci", env={}, working_directory="front", condition=None,
+                               shell=["bash", "-e"])
+    # run_step: the script in a file, run by the step's shell in its directory, with its env
+    (tmp_path / "sub").mkdir()
+    step = RunStep(name="t", run='echo "$PWD $GREETING"\nfalse\necho not reached\n', env={"GREETING": "hi"},
+                   working_directory="sub", condition=None, shell=["bash", "-e"])
+    result = run_step(step, tmp_path)
+    assert (result.returncode, result.stdout) == (1, f"{tmp_path / 'sub'} hi\n")
 
 
 # ===========================================================================

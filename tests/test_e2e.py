@@ -23,16 +23,12 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from harness import node
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, log_in, sign_up
 from harness.answers import recorded
 from harness.render import REPO
 
 pytestmark = pytest.mark.full
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps calling home, and this
-# closed network refuses every attempt.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", REPO / "test-artifacts"))
 
 
@@ -102,21 +98,6 @@ def page(browser, request, context_options):
     context.close()
     if report is not None and report.passed:
         assert not page.watched.problems, "\n".join(page.watched.problems)
-
-
-def sign_up(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/signup")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Email").fill(f"{username}@example.com")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Create account").click()
-
-
-def log_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_home_page_shows_the_three_tiers(stack, page):

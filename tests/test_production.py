@@ -227,11 +227,12 @@ def test_acme_email_defaults_to_admin_email_when_a_certificate_authority_would_t
 
 
 def test_make_runs_the_production_commands_in_order(project):
-    db = ["cd", "db", "&&", "docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml",
-          "--profile", "backup"]
+    db_compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "--profile", "backup"]
+    db = ["cd", "db", "&&", *db_compose]
     stack = ["docker", "compose", "-f", PROD]
-    expected = {"prod-db-up": [[*db, "up", "-d", "--build"]],
-                "prod-up": [[*stack, "up", "-d", "--build"]],
+    # `up` through scripts/compose-up, which explains a missing network or a taken port
+    expected = {"prod-db-up": [["cd", "db", "&&", "../scripts/compose-up", *db_compose, "up", "-d", "--build"]],
+                "prod-up": [["scripts/compose-up", "--after", "prod-db-up", *stack, "up", "-d", "--build"]],
                 "prod-logs": [[*stack, "logs", "-f", "--tail", "20"]],
                 "prod-down": [[*stack, "down"], [*db, "down"]]}
     for target, commands in expected.items():
@@ -381,7 +382,7 @@ def test_the_backend_counts_logins_against_the_address_caddy_saw_not_a_forged_on
 
 @pytest.mark.full
 def test_sign_up_log_in_and_see_me_over_https_with_secure_cookies(production, page):
-    from test_e2e import log_in, sign_up
+    from harness.browser import log_in, sign_up
     base = production["url"]
     username, password = f"prod{uuid.uuid4().hex[:8]}", "Production-1815-xyz"
     sign_up(page, base, username, password)

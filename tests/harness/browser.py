@@ -1,0 +1,75 @@
+"""Debian's Chromium driven by Playwright (never a downloaded browser), and the
+steps every browser test takes: sign up, log in, open a mailed link."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps calling home, and this
+# closed network refuses every attempt.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def page(artifacts: Path, **context_options):
+    """A page of a new Chromium; a screenshot in `artifacts` if the block fails."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = chromium.new_context(**context_options)
+        opened = context.new_page()
+        opened.set_default_timeout(20_000)
+        try:
+            yield opened
+        except BaseException:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            opened.screenshot(path=str(artifacts / "failure.png"), full_page=True)
+            raise
+        finally:
+            chromium.close()
+
+
+def sign_up(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/signup")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Email").fill(f"{username}@example.com")
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+
+
+def log_in(page: Page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def mailpit_link(mailpit: str, recipient: str, path: str, timeout: float = 30) -> str:
+    """The link containing `path` in the newest mail to `recipient`, read
+    through Mailpit's API at `mailpit` (e.g. http://127.0.0.1:8025)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(f"{mailpit}/api/v1/messages", timeout=10) as answer:
+            messages = json.load(answer)["messages"]
+        mine = [m for m in messages if any(to["Address"] == recipient for to in m["To"])]
+        if mine:
+            with urllib.request.urlopen(f"{mailpit}/api/v1/message/{mine[0]['ID']}", timeout=10) as answer:
+                text = json.load(answer)["Text"]
+            (link,) = {url for url in re.findall(r"https?://\S+", text) if path in url}
+            return link
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no mail to {recipient} in Mailpit within {timeout} s: {messages}")
+        time.sleep(0.5)
+
+
+def open_mailed_link(page: Page, mailpit: str, recipient: str, path: str) -> None:
+    page.goto(mailpit_link(mailpit, recipient, path))

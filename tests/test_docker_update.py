@@ -1,0 +1,83 @@
+"""Updates of a running project, on the real engine and real git history:
+`copier update` from the previous release, then `make db-up up`; and a new
+PostgreSQL major through `copier update` and `make db-upgrade`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import engine
+from test_docker_dev import DATA, STATE, Names, run_make, status, teardown
+from test_update import clone_template, commit_all, generate, git, update
+
+pytestmark = [pytest.mark.full, pytest.mark.docker]
+
+# The CHANGELOG's 0.2.0: the release before this one.
+PREVIOUS_RELEASE = "d538850"
+
+
+@pytest.fixture
+def upstream(tmp_path) -> Path:
+    clone = clone_template(tmp_path)
+    git(clone, "tag", "v0", PREVIOUS_RELEASE)
+    return clone
+
+
+@pytest.fixture
+def running(docker_engine, upstream, tmp_path):
+    """start(ref) -> a project generated at `ref`, committed, with the database,
+    the backend and the frontend up and migrated; all removed afterwards."""
+    started = []
+
+    def start(ref: str) -> Path:
+        project = generate(upstream, ref, tmp_path / "project")
+        started.append(project)
+        for target in ("db-up", "up", "migrate"):
+            run_make(project, target)
+        names = Names(project)
+        engine.wait_healthy(names.db)
+        engine.wait_healthy(names.backend)
+        names.psql(DATA)
+        return project
+
+    yield start
+    for project in started:
+        teardown(project)
+
+
+def test_an_update_from_the_previous_release_rebuilds_serves_and_keeps_the_data(running):
+    project = running("v0")
+    names = Names(project)
+    before = names.psql(STATE)
+    created = {c: engine.inspect(c)["Created"] for c in (names.backend, names.frontend)}
+    update(project, "--vcs-ref", "v1")
+    commit_all(project, "template update")
+    run_make(project, "db-up")
+    run_make(project, "up")
+    run_make(project, "migrate")
+    engine.wait_healthy(names.db)
+    engine.wait_healthy(names.backend)
+    engine.wait_healthy(names.frontend, timeout=240)
+    assert names.psql(STATE) == before
+    assert status(f"{names.api_url}/api/health/") == 200
+    assert status(f"{names.front_url}/") == 200
+    # what runs is what the update wrote: new images, new containers
+    assert all(engine.inspect(c)["Created"] != before for c, before in created.items())
+
+
+def test_a_new_major_through_copier_update_and_make_db_upgrade_keeps_every_row(running):
+    project = running("v1")
+    names = Names(project)
+    before = names.psql(STATE)
+    assert names.psql("SHOW server_version_num")[:2] == "16"
+    update(project, "--data", "postgres_version=18")
+    commit_all(project, "PostgreSQL 18")
+    run_make(project, "db-upgrade", "FROM=16", timeout=900)
+    run_make(project, "up")
+    engine.wait_healthy(names.db)
+    assert names.psql("SHOW server_version_num")[:2] == "18"
+    assert names.psql(STATE) == before
+    assert engine.exists("giga_db_data_16", "volume"), "the old major's volume is kept"
+    engine.wait_for(lambda: status(f"{names.api_url}/api/health/") == 200, 120, "the backend on 18")

@@ -221,6 +221,7 @@ def test_stack_job_boots_the_project_as_a_new_clone_does(example):
         (f"health=$(curl -fsS http://127.0.0.1:{a['backend_port']}/api/health/)\n"
          'echo "$health"\n'
          """grep -Eq '"status" *: *"ok"' <<<"$health\"""", None),
+        (f"curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://127.0.0.1:{a['frontend_port']}/healthz", None),
         (f"docker exec {backend} python manage.py makemigrations --check --dry-run", None),
         ("(cd db && docker compose logs --no-color --timestamps)\n"
          "docker compose -f docker-compose.dev.yml logs --no-color --timestamps", "failure()"),

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps calling home, and this
@@ -53,6 +53,26 @@ def log_in(page: Page, base: str, username: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
 
 
+def sign_up_and_log_in(page: Page, base: str, username: str, password: str, verification: str,
+                       mailpit: str = "") -> None:
+    """Sign up; with `verification` mandatory, open the link mailed through
+    Mailpit (at `mailpit`), else log out of the session sign-up opened; then
+    log in, and /me shows the account."""
+    sign_up(page, base, username, password)
+    if verification == "mandatory":
+        expect(page).to_have_url(re.compile(r"/login\?"))
+        page.goto(mailpit_link(mailpit, f"{username}@example.com", "/verify/"))
+        expect(page.get_by_test_id("verify-result")).to_contain_text("is verified")
+    else:
+        expect(page.get_by_test_id("me-username")).to_have_text(username)
+        page.get_by_role("button", name="Log out").click()
+        expect(page.get_by_role("navigation").get_by_role("link", name="Log in")).to_be_visible()
+    log_in(page, base, username, password)
+    expect(page.get_by_test_id("me-username")).to_have_text(username)
+    page.goto(f"{base}/me")
+    expect(page.get_by_test_id("me-username")).to_have_text(username)
+
+
 def mailpit_link(mailpit: str, recipient: str, path: str, timeout: float = 30) -> str:
     """The link containing `path` in the newest mail to `recipient`, read
     through Mailpit's API at `mailpit` (e.g. http://127.0.0.1:8025)."""
@@ -70,6 +90,3 @@ def mailpit_link(mailpit: str, recipient: str, path: str, timeout: float = 30) -
             raise AssertionError(f"no mail to {recipient} in Mailpit within {timeout} s: {messages}")
         time.sleep(0.5)
 
-
-def open_mailed_link(page: Page, mailpit: str, recipient: str, path: str) -> None:
-    page.goto(mailpit_link(mailpit, recipient, path))

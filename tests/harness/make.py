@@ -1,7 +1,9 @@
 """The generated project's Makefile, run with GNU make on this machine.
 
-No Docker engine here: `make -n` prints the commands a target would run, so
-tests check them, and run whatever does not need Docker for real.
+The docker tier (test_docker_*.py) runs its targets for real on
+scripts/docker-engine's engine, with the docker CLI that DOCKER_HOST points
+at it. The quicker tiers check what a target would run (`make -n`), and run
+for real whatever does not need Docker, or runs against a fake `docker`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from pathlib import Path
 
 def make(project: Path, *args: str, env: dict[str, str] | None = None,
          timeout: float = 60) -> subprocess.CompletedProcess:
-    """`make ARGS` in the project; `env`: the whole environment (e.g. a PATH
-    with harness.docker_shim's `docker` first)."""
+    """`make ARGS` in the project; `env`: the whole environment (by default
+    this process's, e.g. DOCKER_HOST; a PATH with a fake `docker` first)."""
     return subprocess.run(["make", "--no-print-directory", *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

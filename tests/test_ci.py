@@ -2,8 +2,9 @@
 .pre-commit-config.yaml, .gitattributes, .editorconfig), and the template's
 smoke command (scripts/smoke), which runs those checks natively.
 
-The workflow cannot run here (no GitHub, no Docker engine): it is held to
-actionlint, GitHub's workflow schema and zizmor, and to the files it must
+GitHub's runner is not here: the workflow is held to actionlint, GitHub's
+workflow schema and zizmor (its `stack` job also runs step by step on the
+real engine, test_docker_ci.py), and to the files it must
 agree with (db/Dockerfile's image, db/init, the Dockerfiles' runtimes,
 front/package.json's scripts). The pre-commit hooks cannot be cloned here (no
 github.com): the conflict-marker hook runs from its PyPI release instead.

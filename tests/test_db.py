@@ -206,7 +206,7 @@ def test_upgrade_script_starts_each_major_as_its_own_files_do(versioned_project,
 
 
 def upgrade_script(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """scripts/db-upgrade with no Docker engine: only what it does before Docker can run."""
+    """scripts/db-upgrade with no engine answering: only what it does before Docker can run."""
     return subprocess.run([str(project / "scripts/db-upgrade"), *args], capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=60, cwd=project)
 
@@ -225,7 +225,8 @@ def test_db_upgrade_refuses_a_wrong_from_before_touching_docker(render, args, me
 
 
 def test_db_upgrade_refuses_without_the_old_volume(render):
-    """No Docker engine here, so no volume: the script stops at its first Docker call."""
+    """No engine answers, so no volume: the script stops at its first Docker call
+    (test_docker_update.py runs the whole upgrade on the real engine)."""
     project = render({"postgres_version": 18})
     result = upgrade_script(project, "16")
     assert result.returncode == 1, result.stderr

@@ -25,6 +25,17 @@ def upstream(tmp_path) -> Path:
     return clone
 
 
+def without_syntax_line(project: Path) -> None:
+    """The previous release's Dockerfiles start with `# syntax=docker/dockerfile:1`,
+    which makes BuildKit fetch that frontend from Docker Hub, out of reach
+    here: the team's copy drops the line (the update removes it too) and
+    commits that."""
+    for dockerfile in ("db/Dockerfile", "back/Dockerfile", "front/Dockerfile"):
+        path = project / dockerfile
+        path.write_text(path.read_text().replace("# syntax=docker/dockerfile:1\n", "", 1))
+    commit_all(project, "build with the engine's own Dockerfile frontend")
+
+
 @pytest.fixture
 def running(docker_engine, upstream, tmp_path):
     """start(ref) -> a project generated at `ref`, committed, with the database,
@@ -33,6 +44,8 @@ def running(docker_engine, upstream, tmp_path):
 
     def start(ref: str) -> Path:
         project = generate(upstream, ref, tmp_path / "project")
+        if ref == "v0":
+            without_syntax_line(project)
         started.append(project)
         for target in ("db-up", "up", "migrate"):
             run_make(project, target)
@@ -45,6 +58,8 @@ def running(docker_engine, upstream, tmp_path):
     yield start
     for project in started:
         teardown(project)
+    # the old major's volume, which make db-upgrade keeps
+    engine.docker("volume", "rm", "--force", "giga_db_data_16", check=False)
 
 
 def test_an_update_from_the_previous_release_rebuilds_serves_and_keeps_the_data(running):

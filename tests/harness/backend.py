@@ -1,7 +1,8 @@
 """Run a rendered project's back/ natively, the way its container runs it.
 
-No Docker engine here, so the backend runs as a process on this machine,
-with what the container would have:
+The backend runs as a process on this machine, for speed and for the many
+answer sets the docker tier (test_docker_*.py, which runs its image) cannot
+afford, with what the container would have:
 
 * Python >= 3.12 in a virtualenv with the rendered requirements-dev.txt
   (harness.python);

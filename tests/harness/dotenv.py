@@ -1,8 +1,8 @@
 """Read env files the way Docker Compose's `env_file:` does.
 
-A port of compose-go v2's dotenv parser (dotenv/parser.go, v2.13): there is
-no Docker engine or compose plugin here, and the rendered env files must mean
-to our tests exactly what they mean to `docker compose`. python-dotenv differs
+A port of compose-go v2's dotenv parser (dotenv/parser.go, v2.13): the native
+tiers run without compose, and the rendered env files must mean to them
+exactly what they mean to `docker compose`. python-dotenv differs
 on escapes and `$`, so it would prove nothing.
 
 Interpolation references to other variables are resolved from the file itself

@@ -19,15 +19,15 @@ import yaml
 
 from .render import REPO
 
-# The CRDs of the CloudNativePG release the manifests target. CI and the
-# developers have them beside the repository; CNPG_CRD_DIR points elsewhere
-# (e.g. a worktree, or the CRDs cut from the release manifest cnpg-1.30.0.yaml).
+# The CRDs of the CloudNativePG release the manifests target, in the repository
+# (tests/schemas/cloudnative-pg/SOURCE says where from); CNPG_CRD_DIR points
+# elsewhere (e.g. the CRDs cut from the release manifest cnpg-1.30.0.yaml).
 CNPG_VERSION = "1.30.0"
 
 # The answers of the suite's Kubernetes project: not the defaults, so that
 # each one visibly reaches the manifests.
 ANSWERS = {"kubernetes": True, "domain": "app.example.com", "k8s_instances_production": "5"}
-CNPG_CRD_DIR_DEFAULT = REPO.parent / "shared" / "schemas" / "cloudnative-pg"
+CNPG_CRD_DIR_DEFAULT = REPO / "tests" / "schemas" / "cloudnative-pg"
 
 
 def kubectl_binary() -> str:

@@ -1,7 +1,8 @@
 """A real PostgreSQL server started from a rendered project's db/.
 
-No Docker engine runs here, so this does natively what the official image
-does, with the files the container would get:
+This does natively what the official image does (fast, and for every major
+and many answer sets; the docker tier runs the image itself), with the files
+the container would get:
 
 * the server binaries of the version the rendered Dockerfile names
   (`FROM postgres:<major>.<minor>-<debian>`), from the

@@ -1,8 +1,9 @@
 """Quick tier: what `copier copy` writes, checked statically, across the tiers
 (each tier's own files: test_db, test_back, test_front).
 
-Docker-level artifacts cannot run here (no engine), so they are held to the
-compose-spec schema, hadolint and shellcheck, and to cross-file consistency.
+Docker-level artifacts are held here, with no engine, to the compose-spec
+schema, hadolint and shellcheck, and to cross-file consistency; the docker
+tier (test_docker_*.py) runs them on a real engine.
 """
 
 from __future__ import annotations
@@ -525,7 +526,8 @@ def test_make_db_upgrade_runs_the_upgrade_script_and_needs_from(example):
 
 
 # ---------------------------------------------------------------------------
-# The Makefile's preflights, run for real with a fake `docker` (no engine):
+# The Makefile's preflights, run for real with a fake `docker` (quick, no engine;
+# test_docker_dev.py meets the same failures on the real one):
 # a missing env file is named with its fix before any docker command runs.
 # scripts/compose-up's own cases (the network, a taken port) need an engine's
 # answers: test_compose_up_* below feed it the engine's recorded messages, and

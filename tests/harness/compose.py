@@ -1,8 +1,9 @@
 """The rendered compose files, read the way Docker Compose wires them.
 
-No engine here: these helpers resolve what `docker compose up` would create
-(real network names, which service joins which network under which aliases)
-and what a healthcheck would run, so tests can check them across files.
+Without an engine (the quick and native tiers), these helpers resolve what
+`docker compose up` would create (real network names, which service joins
+which network under which aliases) and what a healthcheck would run, so tests
+can check them across files; the docker tier then sees the same on the engine.
 """
 
 from __future__ import annotations

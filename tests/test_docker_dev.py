@@ -74,9 +74,11 @@ def names(project) -> Names:
     return Names(project)
 
 
-def status(url: str, timeout: float = 10) -> int | str:
+def status(url: str, timeout: float = 10, context=None) -> int | str:
+    """The HTTP status of a GET (`context`: an ssl.SSLContext for https), or
+    the name of the error when none came."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code

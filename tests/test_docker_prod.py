@@ -15,7 +15,7 @@ import pytest
 from harness import browser, engine
 from harness.answers import recorded
 from harness.render import render_example
-from test_docker_dev import newest_dump, run_make
+from test_docker_dev import newest_dump, run_make, status
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 
@@ -90,7 +90,7 @@ def caddy_root(project: Path, directory: Path) -> Path:
 
 def test_caddy_serves_https_with_its_own_ca_and_redirects_http(prod, tmp_path):
     context = ssl.create_default_context(cafile=str(caddy_root(prod, tmp_path)))
-    engine.wait_for(lambda: https_status(context, "/api/health/") == 200, 60, "HTTPS health")
+    engine.wait_for(lambda: status("https://localhost/api/health/", context=context) == 200, 60, "HTTPS health")
     with socket.create_connection(("127.0.0.1", 443), timeout=10) as raw, \
             context.wrap_socket(raw, server_hostname="localhost") as tls:
         # verified against Caddy's root for the name localhost
@@ -108,17 +108,6 @@ def test_caddy_serves_https_with_its_own_ca_and_redirects_http(prod, tmp_path):
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
-
-
-def https_status(context: ssl.SSLContext, path: str) -> int | str:
-    handler = urllib.request.HTTPSHandler(context=context)
-    try:
-        with urllib.request.build_opener(handler).open(f"https://localhost{path}", timeout=10) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError as error:
-        return type(error).__name__
 
 
 def test_chromium_signs_up_and_logs_in_over_https(prod, tmp_path):

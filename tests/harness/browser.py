@@ -38,8 +38,10 @@ def page(artifacts: Path, **context_options):
             chromium.close()
 
 
+# networkidle: the page hydrated, and under `vite dev` no dependency
+# optimisation is about to reload it (which would drop a click).
 def sign_up(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/signup")
+    page.goto(f"{base}/signup", wait_until="networkidle")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Email").fill(f"{username}@example.com")
     page.get_by_label("Password").fill(password)
@@ -47,7 +49,7 @@ def sign_up(page: Page, base: str, username: str, password: str) -> None:
 
 
 def log_in(page: Page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/login")
+    page.goto(f"{base}/login", wait_until="networkidle")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()

@@ -312,16 +312,17 @@ def test_the_dev_frontend_serves_whoever_owns_the_code(project, names, uid):
 # ---------------------------------------------------------------------------
 # Bad order and bad state: a message naming the fix, never a stack trace
 # ---------------------------------------------------------------------------
-def own_names(slug: str, **answers) -> dict:
-    """Answers that share no name or port with the examples' stacks."""
+def own_names(slug: str, offset: int, **answers) -> dict:
+    """Answers that share no name or port with the examples' stacks, nor
+    with another `offset`'s."""
     return {"project_slug": slug, "db_service": f"{slug}-db", "db_name": slug, "db_user": f"{slug}_user",
-            "network_name": f"{slug}_dev_network", "db_host_port": 0, "backend_port": 18000,
-            "frontend_port": 15173, "mail_ui_port": 18025, **answers}
+            "network_name": f"{slug}_dev_network", "db_host_port": 0, "backend_port": 18000 + offset,
+            "frontend_port": 15173 + offset, "mail_ui_port": 18025 + offset, **answers}
 
 
 @pytest.fixture
 def fresh(docker_engine, tmp_path) -> Path:
-    path = render_example("giga", tmp_path / "giga", extra=own_names("order"))
+    path = render_example("giga", tmp_path / "giga", extra=own_names("order", 10))
     yield path
     teardown(path)
 
@@ -343,7 +344,7 @@ def test_a_missing_db_env_is_named_with_its_fix(fresh):
 
 
 def test_a_taken_host_port_is_named_with_its_fix(docker_engine, tmp_path):
-    project = render_example("giga", tmp_path / "giga", extra=own_names("taken", db_host_port=15432))
+    project = render_example("giga", tmp_path / "giga", extra=own_names("taken", 20, db_host_port=15432))
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 15432))
         holder.listen()

@@ -26,13 +26,11 @@ import yaml
 
 from harness import engine
 from harness.render import render_example
-from test_docker_dev import Names, run_make, status, teardown
+from test_docker_dev import Names, own_names, run_make, status, teardown
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 
-ANSWERS = {"project_name": "Verify", "project_slug": "verify", "db_service": "verify-db", "db_name": "verify",
-           "db_user": "verify_user", "network_name": "verify_dev_network", "db_host_port": 0,
-           "backend_port": 18000, "frontend_port": 15173, "mail_ui_port": 18025}
+ANSWERS = own_names("verify", 0, project_name="Verify")
 OTHER_DB = "test_verify"  # the one other database pg_hba.conf lets the app role into
 
 CHECKLIST = [

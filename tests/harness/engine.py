@@ -75,13 +75,6 @@ def wait_healthy(container: str, timeout: float = 180) -> None:
              diagnose=lambda: f"state: {health(container)}\n{logs(container)}")
 
 
-def published(container: str, port: int) -> int:
-    """The host port on 127.0.0.1 that `port`/tcp of the container is published on."""
-    bindings = inspect(container)["NetworkSettings"]["Ports"][f"{port}/tcp"]
-    (binding,) = [b for b in bindings if b["HostIp"] == "127.0.0.1"]
-    return int(binding["HostPort"])
-
-
 def networks(container: str) -> set[str]:
     return set(inspect(container)["NetworkSettings"]["Networks"])
 

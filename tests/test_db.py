@@ -1095,6 +1095,27 @@ def test_backup_keeps_the_newest_backup_keep_and_lists_them_newest_first(backup_
 
 
 @pytest.mark.full
+def test_backup_retention_deletes_only_the_dumps_it_wrote(backup_db, tmp_path):
+    """A dump made by hand before a migration, a copy, a name that only starts
+    like backup's: retention neither counts nor deletes them, however old;
+    only <db>-<UTC time>.dump, the names backup writes, are pruned."""
+    db = backup_db.app["dbname"]
+    generated = [f"{db}-2026010{day}T030000Z.dump" for day in range(1, 6)]
+    by_hand = [f"{db}-before-migration.dump", f"{db}-20260101.dump", f"{db}-manual-20260101T000000Z.dump",
+               f"{db}-old-20260101T030000Z.dump", f"{db}-20260101T030000Z-copy.dump", f"{db}-2026010xT030000Z.dump",
+               f"{db}-20260101T030000Z.dump.bak", f"{db}-20260101T0300000Z.dump"]
+    for name in generated + by_hand:
+        (tmp_path / name).write_bytes(b"x" * 2048)
+        os.utime(tmp_path / name, (946684800, 946684800))  # 2000-01-01: older than any new dump
+    result = db_script(backup_db, "backup", BACKUP_DIR=str(tmp_path), BACKUP_KEEP="2")
+    assert result.returncode == 0, result.stderr
+    new = re.search(rf"({db}-\d{{8}}T\d{{6}}Z\.dump)", result.stdout).group(1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([new, generated[-1], *by_hand])
+    deleted = re.findall(r"deleted \S*/(\S+) ", result.stdout)
+    assert sorted(deleted) == sorted(generated[:-1]), result.stdout
+
+
+@pytest.mark.full
 @pytest.mark.parametrize("env, message", [({"PGPASSWORD": "wrong"}, "password authentication failed"),
                                           ({"BACKUP_KEEP": "0"}, "BACKUP_KEEP must be a positive whole number"),
                                           ({"BACKUP_KEEP": "three"}, "BACKUP_KEEP must be a positive whole number")],

@@ -9,7 +9,12 @@ policies, security contexts, secrets, images, migrations, routing).
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,7 @@ import yaml
 from harness import dotenv, k8s
 from harness.answers import POSTGRES_VERSIONS, as_typed
 from harness.k8s import Pod, reachable
+from harness.python import venv_for
 from harness.render import copy_in_process, validator
 
 OVERLAYS = ["staging", "production"]
@@ -341,6 +347,85 @@ def test_ingress_serves_the_domain_over_https(built, overlay):
     container = one(objects, "Deployment", "frontend")["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         assert {"name": "X-Forwarded-For", "value": "127.0.0.1"} in container[probe]["httpGet"]["httpHeaders"], probe
+
+
+def container_env(objects: list[dict], workload: dict) -> dict[str, str]:
+    """What the workload's container gets from ConfigMaps and literal values
+    (the Secrets left out), later sources winning, as kubelet builds it."""
+    config_maps = {o["metadata"]["name"]: o["data"] for o in objects if o["kind"] == "ConfigMap"}
+    container = k8s.containers(workload)[0]
+    env = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(config_maps[source["configMapRef"]["name"]])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+# A pod of the ingress controller (in the pod network of kubeadm with Flannel),
+# the visitors it forwards, and a stranger connecting to the backend directly.
+INGRESS_POD, INGRESS_POD_V6 = "10.244.3.17", "fd00:10:244:3::11"
+VISITOR, VISITOR_V6, STRANGER = "198.51.100.7", "2001:db8:77:1:2:3:4:5", "203.0.113.9"
+TRUST_PROBE = """
+import json, sys
+import django
+django.setup()
+from django.test import RequestFactory
+from personas.ratelimit import check_trusted_proxies, client_address
+rf = RequestFactory()
+print(json.dumps({
+    "errors": [error.msg for error in check_trusted_proxies()],
+    "clients": [client_address(rf.post("/admin/login/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded))
+                for remote, forwarded in json.loads(sys.argv[1])],
+}))
+"""
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backend_trusts_the_ingress_controllers_network(built, k8s_project, overlay):
+    """The ingress controller sends /api/ and /admin/ straight to Django. Its
+    pods' network is in the backend's environment (and the migration Job's,
+    whose `migrate` runs the system checks), and Django, configured with that
+    environment, believes X-Forwarded-For from any pod in it: each visitor
+    counts as itself, not every one as the controller. From elsewhere the
+    header is ignored."""
+    objects = built[overlay]
+    env = container_env(objects, one(objects, "Deployment", "backend"))
+    assert container_env(objects, one(objects, "Job"))["DJANGO_INGRESS_PROXIES"] == env["DJANGO_INGRESS_PROXIES"]
+    networks = [ipaddress.ip_network(entry) for entry in env["DJANGO_INGRESS_PROXIES"].split(",")]
+    for address, trusted in [(INGRESS_POD, True), (INGRESS_POD_V6, True), (STRANGER, False), (VISITOR_V6, False)]:
+        assert any(ipaddress.ip_address(address) in network for network in networks) is trusted, address
+    venv = venv_for(k8s_project / "back")
+    cases = [(INGRESS_POD, VISITOR), (INGRESS_POD_V6, VISITOR), (INGRESS_POD, VISITOR_V6), (STRANGER, VISITOR)]
+    secrets = {"DJANGO_SECRET_KEY": "k8s-" + "x" * 60, "DB_PASSWORD": "x",
+               "EMAIL_URL": "smtp+tls://m:x@smtp.example.com:587"}  # the Secrets' keys
+    result = subprocess.run([str(venv / "bin/python"), "-c", TRUST_PROBE, json.dumps(cases)], cwd=k8s_project / "back",
+                            env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"),
+                                 "LANG": "C.UTF-8", **env, **secrets},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert probe["errors"] == []
+    assert probe["clients"] == [VISITOR, VISITOR, "2001:db8:77:1::/64", STRANGER]
+
+
+@pytest.mark.full
+def test_the_ingress_controllers_network_is_each_overlays_setting(built, k8s_project, tmp_path):
+    """The README's way to narrow it to a cluster's pod network: one line of
+    the overlay's kustomization.yaml, which the other overlay does not see."""
+    deploy = tmp_path / "k8s"
+    shutil.copytree(k8s_project / "deploy/k8s", deploy)
+    staging = deploy / "overlays/staging/kustomization.yaml"
+    text, count = re.subn(r"(?m)^(\s+- DJANGO_INGRESS_PROXIES=).*$", r"\g<1>10.244.0.0/16,fd00:10:244::/56",
+                          staging.read_text())
+    assert count == 1
+    staging.write_text(text)
+    def ingress_proxies(objects):
+        return container_env(objects, one(objects, "Deployment", "backend"))["DJANGO_INGRESS_PROXIES"]
+
+    assert ingress_proxies(k8s.kustomize(deploy / "overlays/staging")) == "10.244.0.0/16,fd00:10:244::/56"
+    assert ingress_proxies(k8s.kustomize(deploy / "overlays/production")) == ingress_proxies(built["production"])
 
 
 @pytest.mark.full

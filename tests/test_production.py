@@ -128,6 +128,10 @@ def test_backup_healthcheck_tells_a_fresh_dump_from_a_stale_one(project, tmp_pat
     assert subprocess.run(command, env=env).returncode == 0, "a fresh dump: healthy"
     subprocess.run(["touch", "-d", "3 hours ago", str(dump)], check=True)
     assert subprocess.run(command, env=env).returncode != 0, "older than two intervals: unhealthy"
+    # a dump made by hand (before a migration, say) is no scheduled backup
+    for name in ("before-migration", "20260101", "old-20260101T000000Z"):
+        (tmp_path / f"{env['PGDATABASE']}-{name}.dump").write_bytes(b"PGDMP")
+    assert subprocess.run(command, env=env).returncode != 0, "only backup's own names count"
 
 
 def test_only_the_backend_and_its_migrations_reach_the_database_network(project):

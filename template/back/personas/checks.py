@@ -4,7 +4,7 @@ from django.core import checks
 from django.db import connections
 
 DUPLICATES = """
-SELECT lower(username), string_agg(format('%%s (id %%s)', username, id), ', ' ORDER BY id)
+SELECT lower(username), string_agg(format('%s (id %s)', username, id), ', ' ORDER BY id)
 FROM personas_usuario GROUP BY lower(username) HAVING count(*) > 1 ORDER BY 1
 """
 

@@ -901,12 +901,12 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
     shutil.copytree(giga_project, project, symlinks=True)
     backend = Backend(project, giga_db, venv_for(project / "back"))
     result = backend.manage("verify_architecture")
-    assert (f"✅ {NETWORK_LINE}: {network}: giga-db and backend only; backup, exporter on giga_db_default; "
+    assert (f"✅ {NETWORK_LINE}: {network}: giga-db, backend and worker only; backup, exporter on giga_db_default; "
             in result.stdout), result.stdout
     joined = intrude(project, network)
     result = backend.manage("verify_architecture")
     assert result.returncode == 1
-    assert (f"❌ {NETWORK_LINE}: {intruder} (on {joined}) can reach the database; only 'backend' may"
+    assert (f"❌ {NETWORK_LINE}: {intruder} (on {joined}) can reach the database; only 'backend' and its 'worker' may"
             in result.stdout), result.stdout
 
 

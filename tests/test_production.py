@@ -100,7 +100,7 @@ def every_production_service(project: Path) -> dict[str, dict]:
 
 def test_every_service_has_a_healthcheck_a_memory_limit_a_restart_policy_and_rotated_logs(project):
     services = every_production_service(project)
-    assert {"db/exporter", "db/backup", "migrate", "backend", "frontend", "caddy"} <= set(services)
+    assert {"db/exporter", "db/backup", "migrate", "backend", "worker", "frontend", "caddy"} <= set(services)
     for name, service in services.items():
         assert re.fullmatch(r"[1-9]\d*[mg]", str(service.get("mem_limit"))), name
         assert service.get("logging", {}).get("driver") == "json-file", name
@@ -134,11 +134,12 @@ def test_backup_healthcheck_tells_a_fresh_dump_from_a_stale_one(project, tmp_pat
     assert subprocess.run(command, env=env).returncode != 0, "only backup's own names count"
 
 
-def test_only_the_backend_and_its_migrations_reach_the_database_network(project):
+def test_only_the_backend_its_worker_and_its_migrations_reach_the_database_network(project):
     a = recorded(project)
     stack = compose.load(project / PROD)
     networks = {name: compose.service_networks(stack, service) for name, service in stack["services"].items()}
-    assert {name for name, joined in networks.items() if a["network_name"] in joined} == {"backend", "migrate"}
+    assert {name for name, joined in networks.items() if a["network_name"] in joined} == {
+        "backend", "worker", "migrate"}
     assert stack["networks"][a["network_name"]] == {"external": True, "name": a["network_name"]}
     # Caddy reaches the backend and the frontend on a network with no way out;
     # only Caddy is on the one its published ports use.
@@ -153,8 +154,13 @@ def test_migrations_run_once_before_the_backend(project):
     migrate, backend = services["migrate"], services["backend"]
     assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
     assert migrate["image"] == backend["image"] and migrate["pull_policy"] == "never" and "build" not in migrate
-    assert backend["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
-    for name in ("backend", "migrate"):
+    for name in ("backend", "worker"):
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    worker = services["worker"]
+    assert worker["command"] == ["python", "manage.py", "db_worker"]
+    assert worker["image"] == backend["image"] and worker["pull_policy"] == "never" and "build" not in worker
+    assert worker["read_only"] is True and worker["cap_drop"] == ["ALL"]
+    for name in ("backend", "migrate", "worker"):
         assert compose.service_environment(project, PROD, name)["DJANGO_MIGRATE_ON_START"] == "0", name
     # No bind mount anywhere but Caddy's read-only configuration.
     assert [volume for service in services.values() for volume in service.get("volumes", [])

@@ -52,6 +52,7 @@ class Backend:
         self.db = db
         self.venv = venv
         self.stage = dockerfile_stages(self.dir / "Dockerfile")[target]
+        self.compose_file = compose_file
         self.compose_env = compose.service_environment(project, compose_file, "backend")
         self.db_service = self.compose_env["DB_HOST"]
         self.hide_var_lib = hide_var_lib
@@ -118,6 +119,18 @@ class Backend:
                      env=self.environment(**{**self.port_env(port), **(env or {})}),
                      ready=listening(port, host), timeout=ready_timeout, name="backend") as process:
             yield f"http://{host}:{port}", process
+
+
+    @contextlib.contextmanager
+    def work(self, env: dict[str, str] | None = None):
+        """The compose file's `worker` service: the image's ENTRYPOINT and the
+        service's command (`manage.py db_worker`), which sends the mails the
+        backend queues. Yields the Popen once it started."""
+        command = compose.load(self.project / self.compose_file)["services"]["worker"]["command"]
+        with serving([*self.prefix(), *self.stage.entrypoint, *command], cwd=self.dir,
+                     env=self.environment(**(env or {})), ready=lambda: True, timeout=60,
+                     name="worker") as process:
+            yield process
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

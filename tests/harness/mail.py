@@ -3,6 +3,7 @@ send its mail to: EMAIL_URL=<inbox.url>."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import threading
@@ -16,14 +17,16 @@ from .net import free_port
 class Inbox:
     """What the server received: (recipients, message), in order."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, delay: float = 0):
         self.port = port
+        self.delay = delay
         self.url = f"smtp://127.0.0.1:{port}"
         self.messages: list[tuple[list[str], EmailMessage]] = []
         self._arrived = threading.Condition()
         self._taken: set[int] = set()
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd's handler hook
+        await asyncio.sleep(self.delay)  # a slow server: the sender waits this long per message
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._arrived:
             self.messages.append((list(envelope.rcpt_tos), message))
@@ -56,11 +59,12 @@ class Inbox:
 
 
 @contextlib.contextmanager
-def smtp_server():
-    """Yields an Inbox listening on 127.0.0.1 until the block ends."""
+def smtp_server(delay: float = 0):
+    """Yields an Inbox listening on 127.0.0.1 until the block ends; each
+    message takes `delay` seconds to be accepted."""
     from aiosmtpd.controller import Controller
 
-    inbox = Inbox(free_port())
+    inbox = Inbox(free_port(), delay)
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
     try:

@@ -1,7 +1,8 @@
 """The three tiers running together, wired as compose wires them, on loopback:
 a PostgreSQL of their own from the rendered db/ (callers may stop it), the
 migrated backend served as its Dockerfile serves it, and `node build` of front/
-reaching it by its network alias. The backend trusts the client address the
+reaching it by its network alias, and the backend's task worker, which
+sends the account mails. The backend trusts the client address the
 frontend forwards (DJANGO_TRUSTED_PROXIES names the frontend's alias), so that
 alias resolves to where SvelteKit's server calls from."""
 
@@ -46,7 +47,7 @@ def running(project: Path, front_built: Path, staff: dict[str, str] | None = Non
         api_port, front_port = free_port(), free_port()
         # The links of account mails open this frontend.
         backend_env = {"FRONTEND_URL": f"http://127.0.0.1:{front_port}", **(backend_env or {})}
-        with backend.serve(port=api_port, env=backend_env) as (api_url, _):
+        with backend.serve(port=api_port, env=backend_env) as (api_url, _), backend.work(env=backend_env):
             with node.serve_front(project, front_built, api_port, port=front_port) as front_url:
                 yield Stack(db, backend, api_url, front_url, dict(staff or {}))
     finally:

@@ -2,11 +2,12 @@
 the request only queues them, and `manage.py db_worker` (the worker
 service) sends them, trying again later when the mail server fails."""
 
+import io
 import logging
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 from rest_framework.test import APIClient
@@ -76,3 +77,14 @@ def test_the_last_try_gives_up_with_an_error(user, settings, caplog):
 def test_retries_back_off():
     assert [tasks.retry_delay(n) for n in range(1, tasks.ATTEMPTS)] == [
         timedelta(minutes=1), timedelta(minutes=4), timedelta(minutes=16), timedelta(minutes=64)]
+
+
+def test_the_worker_healthcheck_turns_unhealthy_when_due_tasks_wait(user):
+    call_command("worker_health", stdout=io.StringIO())
+    tasks.mail_password_reset.enqueue(email=user.email)
+    call_command("worker_health", stdout=io.StringIO())  # just queued: not late
+    DBTaskResult.objects.update(enqueued_at=timezone.now() - timedelta(minutes=10))
+    with pytest.raises(CommandError, match="1 task"):
+        call_command("worker_health", stdout=io.StringIO())
+    work()
+    call_command("worker_health", stdout=io.StringIO())

@@ -90,11 +90,17 @@ def test_network_isolation_accepts_the_two_network_layout():
     assert summary == "p_net: p-db and backend only; frontend reaches backend on p_app"
 
 
+def test_network_isolation_accepts_the_backends_task_worker():
+    summary = network_isolation(DB_COMPOSE, dev_compose(["db", "app"], ["app"], worker=dict(networks=["db", "app"])),
+                                "p-db")
+    assert summary == "p_net: p-db, backend and worker only; frontend reaches backend on p_app"
+
+
 @pytest.mark.parametrize("dev, reason", [
     # the frontend on the database's network, by key, with aliases, or by the network's real name
     (dev_compose(["db", "app"], ["app", "db"]), "frontend (on p_net) can reach the database"),
     (dev_compose(["db", "app"], dict(db=dict(aliases=["front"]), app=None)), "frontend (on p_net)"),
-    (dev_compose(["db", "app"], ["app"], worker=dict(networks=["db"])), "worker (on p_net) can reach"),
+    (dev_compose(["db", "app"], ["app"], adminer=dict(networks=["db"])), "adminer (on p_net) can reach"),
     # the backend cannot reach the database, or the frontend cannot reach the backend
     (dev_compose(["app"], ["app"]), "'backend' shares no network with 'p-db'"),
     (dev_compose(["db"], ["app"]), "'frontend' shares no network with 'backend'"),

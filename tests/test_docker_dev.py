@@ -44,6 +44,7 @@ class Names:
         slug = a["project_slug"]
         self.db, self.backend = f"{slug}_db_dev", f"{slug}_backend_dev"
         self.frontend, self.mailpit = f"{slug}_frontend_dev", f"{slug}_mailpit_dev"
+        self.worker = f"{slug}_worker_dev"
         self.db_network, self.app_network = a["network_name"], f"{slug}_app_network"
         self.db_default = f"{slug}_db_default"
         self.front_url = f"http://localhost:{a['frontend_port']}"
@@ -115,6 +116,9 @@ def test_make_up_starts_backend_frontend_and_mailpit(project, names):
 def test_make_migrate_creates_the_tables_in_the_isolated_database(project, names):
     run_make(project, "migrate")
     engine.wait_healthy(names.backend, timeout=120)
+    # the worker waited for its queue's table, and now takes tasks
+    engine.wait_healthy(names.worker, timeout=180)
+    assert "migration(s) unapplied" in engine.logs(names.worker, tail=2000)
     tables = names.psql(r"SELECT tablename FROM pg_tables WHERE schemaname = 'public'").split()
     assert {"personas_usuario", "django_migrations", "django_session"} <= set(tables)
     # and nowhere else: the backend's container has no database files
@@ -200,8 +204,9 @@ def test_docker_shows_the_networks_the_compose_files_promise(names):
     assert engine.networks(names.backend) == {names.db_network, names.app_network}
     assert engine.networks(names.frontend) == {names.app_network}
     assert engine.networks(names.mailpit) == {names.app_network}
+    assert engine.networks(names.worker) == {names.db_network, names.app_network}
     members = {c["Name"] for c in engine.inspect(names.db_network, "network")["Containers"].values()}
-    assert members == {names.db, names.backend}
+    assert members == {names.db, names.backend, names.worker}
     # every published port on 127.0.0.1 only
     for container in (names.db, names.backend, names.frontend, names.mailpit):
         for bindings in engine.inspect(container)["NetworkSettings"]["Ports"].values():

@@ -418,7 +418,7 @@ def test_generated_readmes_give_the_documents_steps_with_the_projects_names(exam
     slug, user, name = a["project_slug"], a["db_user"], a["db_name"]
     readme = (example / "README.md").read_text()
     for step in ("cd db && docker compose up -d",
-                 "cd .. && docker compose -f docker-compose.dev.yml up -d backend frontend mailpit",
+                 "cd .. && docker compose -f docker-compose.dev.yml up -d backend worker frontend mailpit",
                  f"docker exec {slug}_backend_dev python manage.py migrate",
                  f'docker exec {slug}_db_dev psql -U {user} -d {name} -c "\\dt"',
                  f"docker exec {slug}_backend_dev python manage.py verify_architecture",
@@ -632,7 +632,7 @@ def test_make_up_checks_the_database_network_first(fake_docker):
     fake_docker.log.unlink()
     assert fake_docker.make("up").returncode == 0
     assert fake_docker.calls() == ["network inspect giga_dev_network",
-                                   "compose -f docker-compose.dev.yml up -d --build backend frontend mailpit"]
+                                   "compose -f docker-compose.dev.yml up -d --build backend worker frontend mailpit"]
 
 
 # Engines word a taken port in several ways; the first address:port is the host's.

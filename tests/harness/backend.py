@@ -127,8 +127,11 @@ class Backend:
         service's command (`manage.py db_worker`), which sends the mails the
         backend queues. Yields the Popen once it started."""
         command = compose.load(self.project / self.compose_file)["services"]["worker"]["command"]
+        own = {name: value for name, value in
+               compose.service_environment(self.project, self.compose_file, "worker").items()
+               if self.compose_env.get(name) != value}
         with serving([*self.prefix(), *self.stage.entrypoint, *command], cwd=self.dir,
-                     env=self.environment(**(env or {})), ready=lambda: True, timeout=60,
+                     env=self.environment(**own, **(env or {})), ready=lambda: True, timeout=60,
                      name="worker") as process:
             yield process
 

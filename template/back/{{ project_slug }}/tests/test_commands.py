@@ -26,6 +26,16 @@ def test_wait_for_db_returns_once_connected(capsys, db):
     assert "is up (attempt 1" in capsys.readouterr().out
 
 
+def test_wait_for_db_migrated_waits_for_the_migrations(capsys, db, monkeypatch):
+    call_command("wait_for_db", "--migrated", "--timeout", "5")  # the test database is migrated
+    from ..management.commands import wait_for_db
+
+    monkeypatch.setattr(wait_for_db, "unapplied", lambda connection: ["personas.0099_next"])
+    with pytest.raises(CommandError, match=r"1 migration\(s\) still unapplied .* run `python manage.py migrate`"):
+        call_command("wait_for_db", "--migrated", "--timeout", "0.3", "--interval", "0.1")
+    assert "waiting for `python manage.py migrate`" in capsys.readouterr().err
+
+
 def test_wait_for_db_gives_up_with_a_line_per_attempt():
     env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_WAIT_TIMEOUT": "2.5"}
     result = subprocess.run([sys.executable, "manage.py", "wait_for_db", "--interval", "0.5"],

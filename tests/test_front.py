@@ -387,30 +387,117 @@ def test_every_kind_of_answer_carries_the_security_headers(stack):
 # string: decoded once by SvelteKit, then resolved by the browser against this site.
 OFF_SITE_NEXT = {
     "protocol-relative": ["//evil.example/", "%2F%2Fevil.example", "///evil.example"],
-    "backslash": ["/%5Cevil.example", "%5C%5Cevil.example", "/%5C/evil.example", "/\\evil.example"],
+    "backslash": ["/%5Cevil.example", "%5C%5Cevil.example", "/%5C/evil.example", "/\\evil.example",
+                  "%5C/evil.example"],
     "tab and newlines, dropped by browsers": ["/%09/evil.example/", "/%0A/evil.example", "/%0D%0A/evil.example"],
-    "double encoding": ["/%252F/evil.example", "/%2509/evil.example", "/%255Cevil.example"],
+    # Normalised by the URL parser into a leading `//`: plain, encoded for the query, or encoded once more.
+    "dot segments": ["/.//evil.example/", "/..//evil.example", "/%2e//evil.example", "/.%2F%2Fevil.example",
+                     "/%252e//evil.example", "/%252E%252E//evil.example", "/./%252e/..//evil.example",
+                     "/a/../..//evil.example", "/a/%252e%252e/%252e%252e//evil.example",
+                     "/%252e%252f%252fevil.example", "/.%255C/evil.example", "/%252e%2509//evil.example"],
+    "double encoding": ["/%252F/evil.example", "/%2509/evil.example", "/%255Cevil.example",
+                        "/%25252F%25252Fevil.example"],
     "header injection": ["/me%0D%0ASet-Cookie:%20session=attacker", "/me%00", "/me%0ALocation:%20//evil.example"],
     "absolute URL or scheme": ["https://evil.example/", "http:evil.example", "javascript:alert(1)",
                                "data:text/html,x", "evil.example"],
 }
 
 
+def resolved_path(path: str) -> str:
+    """`path`'s dot segments resolved as browsers do (the WHATWG URL standard,
+    `%2e` counting as a dot; urllib's urljoin differs)."""
+    segments, resolved = path.split("/")[1:], []
+    for index, segment in enumerate(segments):
+        dots = segment.lower().replace("%2e", ".")
+        if dots in {".", ".."}:
+            if dots == ".." and resolved:
+                resolved.pop()
+            if index == len(segments) - 1:
+                resolved.append("")
+        else:
+            resolved.append(segment)
+    return "/" + "/".join(resolved)
+
+
+def stays_on_site(location: str | None) -> bool:
+    """`location`, resolved by a browser against a page of this site, stays on
+    it and is not protocol-relative: a path with one leading slash, no
+    backslash (read as "/"), no control character (dropped), and none once
+    its dot segments are resolved either."""
+    if not location or not location.startswith("/") or location.startswith("//") or "\\" in location:
+        return False
+    if re.search(r"[\x00-\x20\x7f]", location):
+        return False
+    return not resolved_path(re.split(r"[?#]", location, maxsplit=1)[0]).startswith("//")
+
+
 @pytest.mark.full
 def test_login_never_redirects_off_site(stack):
     """The form's redirect after logging in, and the logged-in visit to /login,
     both go to a path on this site whatever `next` holds: never elsewhere, never a 500."""
-    browser = Browser(stack.front_url)
-    status, headers, _ = browser.request("POST", "/login?next=/%09/evil.example/", {
-        "username": stack.staff["username"], "password": stack.staff["password"]})
-    assert (status, headers["Location"]) == (303, "/me")
-    assert "session" in browser.cookies
-    for shape, values in OFF_SITE_NEXT.items():
-        for next_ in values:
-            status, headers, _ = browser.request("GET", f"/login?next={next_}")
-            assert (status, headers.get("Location")) == (303, "/me"), f"{shape}: {next_}"
-    status, headers, _ = browser.request("GET", "/login?next=%2Fusers%3Fpage%3D2")
-    assert (status, headers["Location"]) == (303, "/users?page=2"), "a path on this site is kept"
+    credentials = {"username": stack.staff["username"], "password": stack.staff["password"]}
+    cases = [(shape, next_) for shape, values in OFF_SITE_NEXT.items() for next_ in values]
+    browser = None
+    for n, (shape, next_) in enumerate(cases, start=1):
+        # Each login from an address of its own: the per-address limit stays out of the way.
+        browser = Browser(stack.front_url, f"127.0.3.{n}")
+        status, headers, _ = browser.request("POST", f"/login?next={next_}", credentials)
+        assert stays_on_site(headers.get("Location")), (shape, next_, status, headers.get("Location"))
+        assert (status, headers.get("Location")) == (303, "/me"), f"POST, {shape}: {next_}"
+        assert "session" in browser.cookies
+    for shape, next_ in cases:
+        status, headers, _ = browser.request("GET", f"/login?next={next_}")
+        assert stays_on_site(headers.get("Location")), (shape, next_, status, headers.get("Location"))
+        assert (status, headers.get("Location")) == (303, "/me"), f"GET, {shape}: {next_}"
+    for next_, expected in [("%2Fusers%3Fpage%3D2", "/users?page=2"), ("/me%3Fx=1%23y", "/me?x=1#y"),
+                            ("/users/./%2e%2e/me", "/me"), ("/users?page=2", "/users?page=2")]:
+        status, headers, _ = browser.request("GET", f"/login?next={next_}")
+        assert (status, headers["Location"]) == (303, expected), "a path on this site is kept"
+        status, headers, _ = Browser(stack.front_url, "127.0.3.250").request("POST", f"/login?next={next_}",
+                                                                             credentials)
+        assert (status, headers["Location"]) == (303, expected), "a path on this site is kept"
+    # The check itself tells these apart.
+    assert all(map(stays_on_site, ("/me", "/users?page=2", "/me?x=1#//y", "/a/.//b", "/a//b")))
+    assert not any(map(stays_on_site, ("//evil.example", "/\\evil.example", "/.//evil.example", "/%2E//evil.example",
+                                       "/a/../..//evil.example", "/\t/evil.example", "https://evil.example/",
+                                       "http:evil.example", None)))
+
+
+@pytest.mark.full
+def test_opening_a_verification_link_verifies_nothing_until_confirmed(stack, smtp):
+    """Mail scanners and link previews open links too: a GET of /verify/<key>
+    (the page, or its data as a client-side navigation fetches it) leaves the
+    address unverified and the link unspent; the page's form POST verifies it, once."""
+    name, browser = unique("gina"), Browser(stack.front_url, "127.0.3.251")
+    status, _, _ = browser.request("POST", "/signup", {"username": name, "email": f"{name}@example.com",
+                                                       "password": "Lovelace-1815-xyz"})
+    assert status == 303
+    link = smtp.link(smtp.wait_for(f"{name}@example.com", "Verify your email address"), stack.front_url)
+    path = urllib.parse.urlsplit(link).path
+    assert re.fullmatch(r"/verify/[^/]+", path), link
+
+    def verified() -> bool:
+        (state,), = stack.db.query("SELECT email_verified FROM personas_usuario WHERE username = %s",
+                                   params=(name,), **stack.db.app)
+        return state
+
+    scanner = Browser(stack.front_url, "127.0.3.252")
+    for method, url in [("GET", path), ("HEAD", path), ("GET", f"{path}/__data.json"),
+                        ("GET", f"{path}/__data.json?x-sveltekit-invalidated=01")]:
+        status, _, _ = scanner.request(method, url)
+        assert status == 200, (method, url, status)
+        assert not verified(), f"{method} {url} verified the address"
+    _, _, html = browser.request("GET", path)
+    assert text(html, "verify-result") is None
+    assert re.search(r'<form method="POST"[^>]*>.*?<button type="submit">Verify my address</button>', html, re.S)
+
+    status, _, html = browser.request("POST", path, {})
+    assert (status, text(html, "verify-result")) == (200, f"Your email address {name}@example.com is verified.")
+    assert verified()
+    status, _, html = browser.request("POST", path, {})
+    assert (status, text(html, "verify-result")) == \
+        (400, "This verification link is invalid, already used or expired. Ask for a new one.")
+    assert browser.request("POST", path, {}, origin=False)[0] == 403, "a cross-site form post is refused"
 
 
 def per_minute(rate: str) -> int:

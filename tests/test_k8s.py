@@ -4,7 +4,8 @@
 Quick tier: what is rendered, and the database's settings against
 db/postgresql.conf. Full tier: `kubectl kustomize` builds each overlay, every
 object passes its schema, and the objects keep the architecture (network
-policies, security contexts, secrets, images, migrations, routing).
+policies, security contexts, secrets, images, migrations, routing, the task
+worker).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from harness.render import copy_in_process, validator
 OVERLAYS = ["staging", "production"]
 K8S_FILES = {
     "README.md", ".gitignore", "secrets/backend.env.example", "secrets/db-backup.env.example",
-    *(f"base/{name}.yaml" for name in ["kustomization", "database", "backend", "frontend", "migrate", "ingress",
-                                        "network-policies"]),
+    *(f"base/{name}.yaml" for name in ["kustomization", "database", "backend", "worker", "frontend", "migrate",
+                                        "ingress", "network-policies"]),
     *(f"overlays/{overlay}/{name}.yaml" for overlay in OVERLAYS for name in ["kustomization", "namespace"]),
 }
 MEMORY_SETTINGS = ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem", "wal_buffers"]
@@ -168,14 +169,16 @@ def test_every_object_passes_its_schema(built, overlay):
 @pytest.mark.full
 def test_instances_and_replicas_per_overlay(built, jinja_template, tmp_path):
     """Staging: 1 PostgreSQL instance (no PodDisruptionBudget, which would
-    block node drains), 1 pod each; production: the answer (5 here, 3 by
-    default), 3 pods each."""
+    block node drains), 1 backend and 1 frontend pod; production: the answer
+    (5 here, 3 by default), 3 pods each. One task worker in both."""
     expected = {"staging": (1, 1), "production": (int(k8s.ANSWERS["k8s_instances_production"]), 3)}
     for overlay, (instances, replicas) in expected.items():
         objects = built[overlay]
         assert one(objects, "Cluster")["spec"]["instances"] == instances
         assert one(objects, "Cluster")["spec"].get("enablePDB", True) is (instances > 1)
-        assert {o["spec"]["replicas"] for o in objects if o["kind"] == "Deployment"} == {replicas}
+        assert {k8s.pod_labels(o)["app.kubernetes.io/component"]: o["spec"]["replicas"]
+                for o in objects if o["kind"] == "Deployment"} == {"backend": replicas, "frontend": replicas,
+                                                                   "worker": 1}
     assert copy_in_process(jinja_template, {"kubernetes": True}, tmp_path / "p") is None
     production = k8s.kustomize(tmp_path / "p/deploy/k8s/overlays/production")
     assert one(production, "Cluster")["spec"]["instances"] == 3
@@ -193,9 +196,10 @@ def test_every_container_is_locked_down(built, k8s_project, overlay):
     capability, read-only root filesystem, the runtime's seccomp profile."""
     uids = {"backend": production_uid(k8s_project / "back/Dockerfile"),
             "migrate": production_uid(k8s_project / "back/Dockerfile"),
+            "worker": production_uid(k8s_project / "back/Dockerfile"),
             "frontend": production_uid(k8s_project / "front/Dockerfile")}
     workloads = [o for o in built[overlay] if o["kind"] in ("Deployment", "Job")]
-    assert len(workloads) == 3
+    assert sorted(k8s.pod_labels(o)["app.kubernetes.io/component"] for o in workloads) == sorted(uids)
     for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         component = k8s.pod_labels(workload)["app.kubernetes.io/component"]
@@ -217,7 +221,7 @@ def test_images_are_pinned(built, overlay):
     database's names a PostgreSQL minor."""
     objects = built[overlay]
     images = [c["image"] for o in objects if o["kind"] in ("Deployment", "Job") for c in k8s.containers(o)]
-    assert len(images) == 3
+    assert len(images) == 4
     for image in images:
         assert re.fullmatch(r"[a-z0-9.-]+/[a-z0-9./-]+(:[\w.-]+|@sha256:[0-9a-f]{64})", image), image
         assert not image.endswith(":latest")
@@ -232,6 +236,7 @@ def test_network_policies_enforce_the_architecture(built, overlay):
     backend = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "backend")))
     frontend = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "frontend")))
     migrate = Pod(namespace, k8s.pod_labels(one(objects, "Job")))
+    worker = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "worker")))
     cluster = one(objects, "Cluster")["metadata"]["name"]
     primary = Pod(namespace, {"cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "primary"})
     replica = Pod(namespace, {"cnpg.io/cluster": cluster, "cnpg.io/instanceRole": "replica"})
@@ -241,6 +246,9 @@ def test_network_policies_enforce_the_architecture(built, overlay):
     controller = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
     operator = Pod("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"})
     dns = Pod("kube-system", {"k8s-app": "kube-dns"})
+    # An SMTP server outside the cluster: no policy guards its ingress.
+    mail_server = Pod("the-internet")
+    smtp_ports = [25, 465, 587]
     backend_port = service(objects, "backend")["spec"]["ports"][0]["port"]
     frontend_port = service(objects, "frontend")["spec"]["ports"][0]["port"]
     db_ports = [5432, 8000, 9187]
@@ -253,7 +261,9 @@ def test_network_policies_enforce_the_architecture(built, overlay):
     allowed = [(backend, primary, 5432), (backend, replica, 5432), (migrate, primary, 5432),
                (frontend, backend, backend_port), (controller, frontend, frontend_port),
                (controller, backend, backend_port), (operator, primary, 8000), (operator, primary, 5432),
-               (replica, primary, 5432), (primary, replica, 8000)]
+               (replica, primary, 5432), (primary, replica, 8000),
+               (worker, primary, 5432), (worker, replica, 5432), *[(worker, mail_server, port) for port in smtp_ports],
+               (backend, mail_server, 587), (backend, mail_server, 465)]
     denied = [*[(source, db, port) for source in (frontend, controller, stranger, unlabeled, elsewhere, operator)
                 for db in (primary, replica) for port in db_ports if (source, port) not in
                 [(operator, 8000), (operator, 5432)]],
@@ -263,11 +273,29 @@ def test_network_policies_enforce_the_architecture(built, overlay):
               *[(source, unlabeled, port) for source in (backend, frontend, primary, controller)
                 for port in (backend_port, frontend_port, 5432, 80)],
               *[(unlabeled, target, port) for target in (backend, frontend, stranger, controller)
-                for port in (backend_port, frontend_port, 80, 443)]]
+                for port in (backend_port, frontend_port, 80, 443)],
+              # Nothing reaches the worker; it reaches nothing but the database and SMTP.
+              *[(source, worker, port)
+                for source in (backend, frontend, migrate, primary, replica, controller, operator, stranger, unlabeled,
+                               elsewhere)
+                for port in (backend_port, frontend_port, 80, 443, 5432, 8000)],
+              *[(worker, target, port) for target in (backend, frontend, stranger)
+                for port in (backend_port, frontend_port, 80)],
+              *[(worker, db, port) for db in (primary, replica) for port in (8000, 9187)],
+              *[(worker, mail_server, port) for port in (80, 443, 2525)],
+              *[(source, mail_server, port) for source in (frontend, migrate, stranger) for port in smtp_ports]]
     assert [case for case in allowed if not reachable(objects, *case)] == []
     assert [case for case in denied if reachable(objects, *case)] == []
-    for pod in (backend, frontend, migrate, primary, unlabeled):
+    for pod in (backend, frontend, migrate, worker, primary, unlabeled):
         assert reachable(objects, pod, dns, 53, "UDP") and reachable(objects, pod, dns, 53, "TCP")
+    # The database's own ingress policy, whatever the clients' egress: of the
+    # app's pods, it admits the backend's, the migration Job's and the worker's.
+    db_policies = [p for p in objects if p["kind"] == "NetworkPolicy"
+                   and p["spec"]["podSelector"].get("matchLabels", {}).get("cnpg.io/cluster") == cluster]
+    assert len(db_policies) == 1
+    admitted = {k8s.pod_labels(o)["app.kubernetes.io/component"] for o in objects if o["kind"] in ("Deployment", "Job")
+                if reachable(db_policies, Pod(namespace, k8s.pod_labels(o)), primary, 5432)}
+    assert admitted == {"backend", "migrate", "worker"}
 
 
 @pytest.mark.full
@@ -451,6 +479,41 @@ def test_migrations_run_once_before_the_rollout(built, k8s_project, overlay):
     steps = [readme.index(selector[0]), readme.index("wait --for=condition=complete job/"),
              readme.index("kubectl apply -k .\n")]
     assert steps == sorted(steps)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_worker_runs_the_queued_tasks(built, k8s_project, overlay):
+    """One pod of the backend's image, with its environment and Secrets, runs
+    `manage.py db_worker` through the image's entrypoint (which waits for the
+    database), is restarted when `manage.py worker_health` fails, and serves
+    nothing: no port, no Service, no disruption budget."""
+    objects = built[overlay]
+    worker, backend = one(objects, "Deployment", "worker"), one(objects, "Deployment", "backend")
+    assert worker["spec"]["replicas"] == 1
+    [container] = k8s.containers(worker)
+    [web] = k8s.containers(backend)
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (\[.*\])$", (k8s_project / "back/Dockerfile").read_text(), re.M)[1])
+    assert container["command"] == [*entrypoint, "python", "manage.py", "db_worker"]
+    assert "args" not in container
+    assert container["image"] == web["image"]
+    assert container["envFrom"] == web["envFrom"] and container["env"] == web["env"]
+    assert container_env(objects, worker) == container_env(objects, backend)
+    probe = container["livenessProbe"]
+    assert probe["exec"]["command"] == ["python", "manage.py", "worker_health"]
+    # Each check starts Django: a second of CPU, more on a busy node.
+    assert probe["timeoutSeconds"] >= 10 and probe["periodSeconds"] >= 30
+    assert container["resources"]["limits"]["memory"] == "256Mi"
+    assert "ports" not in container
+    labels = k8s.pod_labels(worker)
+    for obj in objects:
+        if obj["kind"] in ("Service", "PodDisruptionBudget"):
+            selector = obj["spec"]["selector"]
+            assert not selector.get("matchLabels", selector).items() <= labels.items(), obj["metadata"]["name"]
+    # The commands exist in the rendered backend.
+    commands = {path.stem for path in (k8s_project / "back").glob("*/management/commands/*.py")}
+    assert "worker_health" in commands
+    assert '"django_tasks_db"' in next((k8s_project / "back").glob("*/settings.py")).read_text()
 
 
 @pytest.mark.full

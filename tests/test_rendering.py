@@ -281,16 +281,17 @@ def test_dev_compose_joins_the_db_network_as_external(example):
 
 
 def test_only_the_database_and_the_backend_share_its_network(example):
-    """The architecture's "Frontend ↔ BD: no direct connection", as Docker wires it."""
+    """The architecture's "Frontend ↔ BD: no direct connection", as Docker wires it.
+    The backend's tier is its API and its task worker: one image, one code."""
     a = answers(example)
     services = compose.topology(example)
     on_db_network = {name for name, networks in services.items() if a["network_name"] in networks}
-    assert on_db_network == {a["db_service"], "backend"}
+    assert on_db_network == {a["db_service"], "backend", "worker"}
     # its own project's optional services reach it on that project's network only
     db_networks = set(services[a["db_service"]])
     assert db_networks == {a["network_name"], f"{a['project_slug']}_db_default"}
     dev = set(compose.load(example / "docker-compose.dev.yml")["services"])
-    assert {name for name in dev if set(services[name]) & db_networks} == {"backend"}
+    assert {name for name in dev if set(services[name]) & db_networks} == {"backend", "worker"}
     assert compose.resolves(services, "frontend", a["db_service"]) == set()
 
 
@@ -358,7 +359,7 @@ def all_services(project: Path) -> dict[str, dict]:
 
 def test_every_service_runs_with_no_new_privileges(example):
     services = all_services(example)
-    assert len(services) == 6
+    assert len(services) == 7
     for name, service in services.items():
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 
@@ -474,7 +475,8 @@ def test_make_targets_run_the_documented_commands(example):
     expected = {
         # through scripts/compose-up, which explains a missing network or a taken port
         "db-up": [["cd", "db", "&&", "../scripts/compose-up", "docker", "compose", "up", "-d", "--build", "--wait"]],
-        "up": [["scripts/compose-up", "--after", "db-up", *dev, "up", "-d", "--build", "backend", "frontend", "mailpit"]],
+        "up": [["scripts/compose-up", "--after", "db-up", *dev, "up", "-d", "--build", "backend", "worker", "frontend",
+                "mailpit"]],
         "migrate": [["docker", "exec", backend, "python", "manage.py", "migrate"]],
         "verify": [["scripts/verify"]],
         "backup": [["docker", "exec", db, "backup"]],
@@ -495,10 +497,11 @@ def test_make_verify_runs_the_checklist_script_which_names_the_projects_containe
     assert make.commands(example, "verify", NO_RESTART="1") == [["scripts/verify", "--no-restart"]]
     script = example / "scripts/verify"
     assert os.access(script, os.X_OK), "make runs it directly"
-    # the three tiers; the optional profiles' containers and the mail catcher are not on the checklist
+    # the three tiers; the optional profiles' containers, the mail catcher and
+    # the backend's task worker (no part of the architecture's checklist) are not on it
     containers = {service["container_name"] for path in compose.COMPOSE_FILES
                   for name, service in compose.load(example / path)["services"].items()
-                  if not service.get("profiles") and name != "mailpit"}
+                  if not service.get("profiles") and name not in ("mailpit", "worker")}
     text = script.read_text()
     named = set(re.findall(r"^(?:DB|BACKEND|FRONTEND)=(\S+)$", text, re.M))
     assert named == containers and len(named) == 3, named

@@ -22,7 +22,9 @@ def immediate_tasks(settings):
     """Tasks (the account mails) run at once, inside the request, so a test
     reads its mail in pytest-django's mailoutbox. The queue in the database
     and its worker have tests of their own (personas/tests/test_tasks.py)."""
-    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    }
 
 
 @pytest.fixture

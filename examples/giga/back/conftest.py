@@ -17,6 +17,16 @@ def english(settings):
     settings.LANGUAGE_CODE = "en-us"
 
 
+@pytest.fixture(autouse=True)
+def immediate_tasks(settings):
+    """Tasks (the account mails) run at once, inside the request, so a test
+    reads its mail in pytest-django's mailoutbox. The queue in the database
+    and its worker have tests of their own (personas/tests/test_tasks.py)."""
+    settings.TASKS = {
+        "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    }
+
+
 @pytest.fixture
 def password():
     return PASSWORD

@@ -7,7 +7,11 @@
 # and exits non-zero after DB_WAIT_TIMEOUT seconds (compose then restarts us).
 set -eu
 
-if [ "${DJANGO_WAIT_FOR_DB:-1}" = "1" ]; then
+# DJANGO_WAIT_FOR_MIGRATIONS=1 (the task worker, whose queue is a table):
+# until `manage.py migrate` has run, too.
+if [ "${DJANGO_WAIT_FOR_MIGRATIONS:-0}" = "1" ]; then
+    python manage.py wait_for_db --migrated
+elif [ "${DJANGO_WAIT_FOR_DB:-1}" = "1" ]; then
     python manage.py wait_for_db
 fi
 

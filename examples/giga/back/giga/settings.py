@@ -78,8 +78,14 @@ CSRF_TRUSTED_ORIGINS = env_list(
 # Every API call comes from SvelteKit's server, which sends the browser's
 # address in X-Forwarded-For. That header is believed only from these hosts
 # (names are resolved with DNS, so the frontend's alias on the Docker network
-# works); from anyone else REMOTE_ADDR is the client. See personas/ratelimit.py.
-TRUSTED_PROXIES = env_list("DJANGO_TRUSTED_PROXIES", "giga-frontend")
+# works; addresses and networks in CIDR notation are taken as written); from
+# anyone else REMOTE_ADDR is the client. DJANGO_INGRESS_PROXIES adds the
+# networks of a proxy that sends /api/ and /admin/ straight here (Kubernetes:
+# the ingress controller's pods, deploy/k8s). See personas/ratelimit.py.
+TRUSTED_PROXIES = [
+    *env_list("DJANGO_TRUSTED_PROXIES", "giga-frontend"),
+    *env_list("DJANGO_INGRESS_PROXIES", ""),
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,6 +99,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files, served from STATIC_URL like the admin's: no CDN.
     "drf_spectacular_sidecar",
+    # Django's tasks, queued in the isolated database: the `worker` service
+    # (`manage.py db_worker`) sends the account mails.
+    "django_tasks_db",
     # This package is also an app: health view, system checks, wait_for_db,
     # verify_architecture.
     "giga",
@@ -247,6 +256,12 @@ def mailer_from_url(url):
 
 
 MAILERS = {"default": mailer_from_url(env.str("EMAIL_URL", "console://"))}
+
+# Background tasks (personas/tasks.py: the account mails) wait in the
+# isolated database until the worker runs them: no broker to run.
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
 
 # ---------------------------------------------------------------------------
 # REST API (docs/api-contract.md)

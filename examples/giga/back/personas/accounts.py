@@ -1,7 +1,8 @@
 """Account flows (docs/api-contract.md): password reset by mail, email
 verification, and changing the password or the address while logged in.
 
-The links' tokens are Django's own (tokens.py); the mails are in mails.py.
+The links' tokens are Django's own (tokens.py); the mails are in mails.py,
+and tasks.py sends them, off the request path.
 What verification gates is settings.ACCOUNT_EMAIL_VERIFICATION:
   mandatory  no login until the address is verified (LoginView refuses it);
   optional   log in at once, the address shows as unverified until verified;
@@ -13,7 +14,6 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from knox.models import AuthToken
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -22,9 +22,9 @@ from rest_framework.views import APIView
 
 from giga.exceptions import ERROR, error_responses
 
-from . import mails, tokens
+from . import tasks, tokens
 from .models import Usuario
-from .ratelimit import AttemptThrottle
+from .ratelimit import AttemptThrottle, limit_mail_to
 from .serializers import DetailSerializer, StrictFieldsMixin, UsuarioSerializer
 
 INVALID_RESET_LINK = "This password reset link is invalid, already used or expired. Ask for a new one."
@@ -134,16 +134,16 @@ class PasswordResetView(APIView):
     def post(self, request):
         serializer = EmailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        for user in Usuario.objects.filter(email__iexact=serializer.validated_data["email"], is_active=True):
-            if user.has_usable_password():
-                mails.send_password_reset(user)
+        # Whether an account uses the address is the worker's business: this
+        # answer takes the same time either way.
+        tasks.mail_password_reset.enqueue(email=serializer.validated_data["email"])
         return Response({"detail": RESET_MAILED}, status=status.HTTP_202_ACCEPTED)
 
 
 class PasswordResetConfirmView(APIView):
     """POST /api/auth/password/reset/confirm/ {"uid", "token", "new_password"}
-    -> 200. The reset logs every session of the account out, and verifies its
-    address (the link reached it)."""
+    -> 200. The new password logs every session of the account out
+    (models.Usuario.save), and the address is verified: the link reached it."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -159,17 +159,16 @@ class PasswordResetConfirmView(APIView):
         serializer = PasswordResetConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
-        with transaction.atomic():
-            user.set_password(serializer.validated_data["new_password"])
-            user.email_verified = True
-            user.save(update_fields=["password", "email_verified"])
-            AuthToken.objects.filter(user=user).delete()
+        user.set_password(serializer.validated_data["new_password"])
+        user.email_verified = True
+        user.save(update_fields=["password", "email_verified"])
         return Response({"detail": "Your password was reset. Log in with the new one."})
 
 
 class VerifyEmailView(APIView):
     """POST /api/auth/email/verify/ {"key"} -> 200: the address the key was
-    mailed to is the account's, verified."""
+    mailed to is the account's, verified. If it replaces another, that one is
+    told (models.Usuario.save)."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -210,18 +209,15 @@ class ResendVerificationView(APIView):
             raise NotFound(VERIFICATION_OFF)
         serializer = EmailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        users = Usuario.objects.filter(
-            email__iexact=serializer.validated_data["email"], is_active=True, email_verified=False
-        )
-        for user in users:
-            mails.send_verification(user)
+        tasks.mail_verification.enqueue(email=serializer.validated_data["email"])
         return Response({"detail": VERIFICATION_MAILED}, status=status.HTTP_202_ACCEPTED)
 
 
 class PasswordChangeView(APIView):
     """POST /api/auth/password/change/ {"old_password", "new_password"} -> 200.
-    Every other session (token) of the account is logged out: whoever else
-    knew the old password must not keep a way in."""
+    Every other session (token) of the account is logged out, and every
+    pending change of address is cancelled: whoever else knew the old
+    password must not keep a way in."""
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [AttemptThrottle]
@@ -235,10 +231,8 @@ class PasswordChangeView(APIView):
         serializer = PasswordChangeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = request.user
-        with transaction.atomic():
-            user.set_password(serializer.validated_data["new_password"])
-            user.save(update_fields=["password"])
-            AuthToken.objects.filter(user=user).exclude(pk=request.auth.pk).delete()
+        user.set_password(serializer.validated_data["new_password"], keep_token=request.auth)
+        user.save(update_fields=["password"])
         return Response({"detail": "Your password was changed. Your other sessions were logged out."})
 
 
@@ -247,7 +241,9 @@ class EmailChangeView(APIView):
     verification on, the new address is mailed a link and replaces the old
     one only when it is followed: until then the account keeps an address
     that is proven to reach its owner (a typo cannot take password resets
-    away). With verification off, it replaces the old one at once."""
+    away), and that address is told of the request. A newer request, or a
+    new password, kills the link. With verification off, it replaces the old
+    one at once, and the old one is told."""
 
     permission_classes = [IsAuthenticated]
     throttle_classes = [AttemptThrottle]
@@ -261,8 +257,12 @@ class EmailChangeView(APIView):
         serializer = EmailChangeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user, email = request.user, serializer.validated_data["email"]
+        limit_mail_to(request, email)
         if verification_on():
-            mails.send_verification(user, email)
+            with transaction.atomic():
+                user.request_email_change()
+                tasks.mail_verification.enqueue(email=email, user_id=user.pk)
+                tasks.mail_email_change_requested.enqueue(user_id=user.pk, new_email=email)
             detail = f"We sent a link to {email}. Your address changes when you follow it."
         else:
             user.email, user.email_verified = email, False

@@ -7,6 +7,8 @@ class PersonasConfig(AppConfig):
     verbose_name = "Personas"
 
     def ready(self):
-        from . import ratelimit
+        from . import checks as personas_checks, ratelimit
 
         checks.register(ratelimit.check_rates)
+        checks.register(ratelimit.check_trusted_proxies)
+        checks.register(personas_checks.check_usernames_unique_ignoring_case, checks.Tags.database)

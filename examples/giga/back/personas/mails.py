@@ -1,13 +1,8 @@
 """The account mails: plain text, short, from DEFAULT_FROM_EMAIL, with a link
-to the frontend's page (settings.FRONTEND_URL) that calls the API.
-
-A mail that cannot be sent is logged, never raised: the answer of the request
-that sent it must not depend on it (a password reset answers the same for
-every address), and the user can ask for another.
+to the frontend's page (settings.FRONTEND_URL) that calls the API. Each
+function builds one message; tasks.py sends it, off the request path.
 """
 
-import logging
-import smtplib
 from datetime import timedelta
 
 from django.conf import settings
@@ -17,46 +12,76 @@ from django.utils.timesince import timeuntil
 
 from . import tokens
 
-logger = logging.getLogger(__name__)
-
 
 def _lifetime():
     now = timezone.now()
     return timeuntil(now + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT), now)
 
 
-def _send(to, subject, body):
-    message = EmailMessage(f"[{settings.PROJECT_NAME}] {subject}", body, settings.DEFAULT_FROM_EMAIL, [to])
-    try:
-        message.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        # The reason is enough (an unreachable or refusing server): no traceback.
-        logger.error("Could not send %r to %s: %s", subject, to, exc)
+def _message(to, subject, body):
+    return EmailMessage(f"[{settings.PROJECT_NAME}] {subject}", body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def send_password_reset(user):
-    link = f"{settings.FRONTEND_URL}/reset/{tokens.encode_uid(user)}/{tokens.password_reset_token.make_token(user)}"
-    _send(
-        user.email,
+def _accounts(users, link):
+    """The link, or, when several accounts share the address, each account's."""
+    if len(users) == 1:
+        return link(users[0])
+    return "\n\n".join(f"{user.get_username()}:\n{link(user)}" for user in users)
+
+
+def password_reset(users):
+    """One mail to the address that `users` share."""
+
+    def link(user):
+        return f"{settings.FRONTEND_URL}/reset/{tokens.encode_uid(user)}/{tokens.password_reset_token.make_token(user)}"
+
+    return _message(
+        users[0].email,
         "Reset your password",
-        f"Hello {user.get_username()},\n\n"
-        f"Someone (you, we hope) asked to reset the password of your account. Set a new one here:\n\n"
-        f"{link}\n\n"
+        "Hello,\n\n"
+        "Someone (you, we hope) asked to reset the password of your account. Set a new one here:\n\n"
+        f"{_accounts(users, link)}\n\n"
         f"The link works once, for {_lifetime()}. If you did not ask, ignore this mail: "
         "your password stays as it is.\n",
     )
 
 
-def send_verification(user, email=None):
-    """Mail `email` (default: the user's own) a link that verifies it."""
-    to = email or user.email
-    link = f"{settings.FRONTEND_URL}/verify/{tokens.verification_key(user, to)}"
-    _send(
+def verification(users, to):
+    """One mail to `to`, with a link that makes it the address of each of `users`."""
+
+    def link(user):
+        return f"{settings.FRONTEND_URL}/verify/{tokens.verification_key(user, to)}"
+
+    return _message(
         to,
         "Verify your email address",
-        f"Hello {user.get_username()},\n\n"
-        f"Follow this link to confirm that {to} is your address:\n\n"
-        f"{link}\n\n"
+        "Hello,\n\n"
+        f"Follow this link, then confirm, to make {to} the address of your account:\n\n"
+        f"{_accounts(users, link)}\n\n"
         f"The link works once, for {_lifetime()}. If you did not sign up or change your address, "
         "ignore this mail.\n",
+    )
+
+
+def email_change_requested(user, new_email):
+    """To the address the account still has: someone asked to move it."""
+    return _message(
+        user.email,
+        "Your address is about to change",
+        f"Hello {user.get_username()},\n\n"
+        f"Someone logged in to your account asked to change its address to {new_email}. "
+        "It changes when a link we mailed there is followed.\n\n"
+        "If this was not you, change your password now: that cancels the request "
+        f"and logs every session out. For help, write to {settings.ADMIN_EMAIL}.\n",
+    )
+
+
+def email_changed(user, old_email):
+    """To the address the account had: it is no longer its address."""
+    return _message(
+        old_email,
+        "Your address has changed",
+        f"Hello {user.get_username()},\n\n"
+        f"The address of your account is now {user.email}, no longer {old_email}.\n\n"
+        f"If this was not you, write to {settings.ADMIN_EMAIL} at once.\n",
     )

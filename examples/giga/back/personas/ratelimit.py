@@ -9,10 +9,12 @@ then record" atomic, so parallel requests cannot slip past the limit. A
 refused attempt is not recorded: waiting out the window always works.
 
 The client's address: every API call arrives from SvelteKit's server, which
-sends the browser's address as the last X-Forwarded-For entry. That entry is
-used only when the connection comes from a trusted proxy
-(settings.TRUSTED_PROXIES, names resolved with DNS); anyone else's header is
-ignored, so a client cannot pick its own address.
+sends the browser's address as the last X-Forwarded-For entry (in Kubernetes
+the ingress controller too, for /api/ and /admin/). That entry is used only
+when the connection comes from a trusted proxy (settings.TRUSTED_PROXIES:
+networks, addresses, and host names resolved with DNS); anyone else's header
+is ignored, so a client cannot pick its own address. An IPv6 client counts as
+its /64, which whoever holds one of its addresses normally holds whole.
 """
 
 import functools
@@ -31,9 +33,11 @@ from django.core import checks
 from django.db import connection, transaction
 from django.http import HttpResponse
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import BaseThrottle
 
-from .models import Attempt
+from . import tokens
+from .models import Attempt, Usuario
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ PERIODS = {"s": 1, "min": 60, "hour": 3600, "day": 86400}
 # Proxy names are resolved again after this many seconds: a container that
 # restarts may come back with another address.
 RESOLVE_TTL = 60
-_resolved = {"names": None, "addresses": frozenset(), "at": 0.0}
+_resolved = {"entries": None, "networks": frozenset(), "at": 0.0}
 _resolved_lock = threading.Lock()
 
 
@@ -67,32 +71,138 @@ def check_rates(app_configs=None, **kwargs):
 # ---------------------------------------------------------------------------
 # The client's address
 # ---------------------------------------------------------------------------
+# An IPv6 client is counted by its network of this prefix: a home, a server or
+# a VM gets a /64 (or more) and can use any of its 2**64 addresses.
+IPV6_CLIENT_PREFIX = 64
+# What a host name's labels are made of (DNS's letters, digits and hyphens;
+# Docker's aliases also allow underscores).
+_LABEL_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+PROXIES_HINT = (
+    "DJANGO_TRUSTED_PROXIES and DJANGO_INGRESS_PROXIES list, comma-separated, host names "
+    "(my-frontend), addresses (10.0.0.7) and networks in CIDR notation (10.42.0.0/16, fd00:10:42::/56)."
+)
+
+
+def parse_proxy(entry):
+    """One TRUSTED_PROXIES entry -> ("network", IPv4Network | IPv6Network)
+    for an address or a network (CIDR), or ("name", entry) for a host name.
+    ValueError, saying why, for anything else: a network with host bits set
+    (10.0.0.1/8), one that holds every address (0.0.0.0/0: any client could
+    choose its own), or a name DNS cannot hold."""
+    if not isinstance(entry, str):
+        raise ValueError(f"{entry!r} is not a string")
+    text = entry.strip()
+    if "/" in text or ":" in text or (text and set(text) <= set("0123456789.")):
+        try:
+            network = ipaddress.ip_network(text)
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an address or a network: {exc}") from None
+        if network.version == 6 and network.network_address.ipv4_mapped is not None and network.prefixlen >= 96:
+            # what a dual-stack socket reports for an IPv4 client is counted
+            # as that IPv4 address (_address()): trust it as such
+            network = ipaddress.ip_network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+        if network.prefixlen == 0:
+            raise ValueError(f"{entry!r} holds every address: any client could choose its own")
+        return "network", network
+    labels = text.removesuffix(".").split(".")
+    if not (0 < len(text) <= 253 and all(
+            0 < len(label) <= 63 and set(label.lower()) <= _LABEL_CHARACTERS
+            and not label.startswith("-") and not label.endswith("-") for label in labels)):
+        raise ValueError(f"{entry!r} is neither a host name, an address nor a network (CIDR)")
+    return "name", text
+
+
+def check_trusted_proxies(app_configs=None, **kwargs):
+    """ratelimit.E002: an entry of TRUSTED_PROXIES that parse_proxy() refuses
+    (at run time it would trust nothing, and be logged)."""
+    proxies = settings.TRUSTED_PROXIES
+    if isinstance(proxies, str):
+        return [checks.Error(f"TRUSTED_PROXIES is the string {proxies!r}, not a list", hint=PROXIES_HINT,
+                             id="ratelimit.E002")]
+    errors = []
+    for entry in proxies:
+        try:
+            parse_proxy(entry)
+        except ValueError as exc:
+            errors.append(checks.Error(f"TRUSTED_PROXIES: {exc}.", hint=PROXIES_HINT, id="ratelimit.E002"))
+    return errors
+
+
 def trusted_proxies():
-    """The addresses of settings.TRUSTED_PROXIES; a name that does not resolve
-    (e.g. the frontend is not running) trusts nothing and is logged."""
-    names = tuple(settings.TRUSTED_PROXIES)
+    """The networks of settings.TRUSTED_PROXIES: each address or network as
+    written, each host name as the addresses it resolves to (resolved again
+    after RESOLVE_TTL seconds, so that a proxy that comes back elsewhere is
+    followed). A name that does not resolve (e.g. the frontend is not running)
+    or an invalid entry (system check ratelimit.E002) trusts nothing and is
+    logged."""
+    entries = tuple(settings.TRUSTED_PROXIES)
     with _resolved_lock:
-        if _resolved["names"] == names and time.monotonic() - _resolved["at"] < RESOLVE_TTL:
-            return _resolved["addresses"]
-        addresses = set()
-        for name in names:
+        if _resolved["entries"] == entries and time.monotonic() - _resolved["at"] < RESOLVE_TTL:
+            return _resolved["networks"]
+        networks = set()
+        for entry in entries:
             try:
-                addresses.update(info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP))
+                kind, value = parse_proxy(entry)
+            except ValueError as exc:
+                logger.error("TRUSTED_PROXIES: %s; that entry trusts nothing", exc)
+                continue
+            if kind == "network":
+                networks.add(value)
+                continue
+            try:
+                infos = socket.getaddrinfo(value, None, proto=socket.IPPROTO_TCP)
             except OSError as exc:
-                logger.warning("Trusted proxy %r does not resolve (%s); its X-Forwarded-For is ignored", name, exc)
-        _resolved.update(names=names, addresses=frozenset(addresses), at=time.monotonic())
-        return _resolved["addresses"]
+                logger.warning("Trusted proxy %r does not resolve (%s); its X-Forwarded-For is ignored", value, exc)
+                continue
+            networks.update(ipaddress.ip_network(_address(info[4][0])) for info in infos)
+        _resolved.update(entries=entries, networks=frozenset(networks), at=time.monotonic())
+        return _resolved["networks"]
+
+
+def is_trusted_proxy(address):
+    """Whether an address (_address()) is in one of trusted_proxies()."""
+    return any(address in network for network in trusted_proxies())
+
+
+def _address(text):
+    """An address as the limits see it: an IPv4-mapped IPv6 address
+    (::ffff:192.0.2.1, what a dual-stack socket reports for an IPv4 client)
+    is its IPv4 address; an IPv6 zone (%eth0) is dropped. ValueError if
+    `text` is no address."""
+    address = ipaddress.ip_address(text.strip())
+    if address.version == 6:
+        if address.ipv4_mapped:
+            return address.ipv4_mapped
+        if address.scope_id:
+            return ipaddress.IPv6Address(str(address).partition("%")[0])
+    return address
+
+
+def client_key(address):
+    """The client an address belongs to, as the per-client limits count it:
+    an IPv4 address itself, an IPv6 address its /64 (IPV6_CLIENT_PREFIX):
+    2001:db8:1:2::/64. An attacker holding a /64 gets one client's attempts,
+    not 2**64 of them."""
+    if address.version == 6:
+        return str(ipaddress.ip_network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
 
 
 def client_address(request):
+    """The client of `request` (client_key()): the last X-Forwarded-For entry
+    when the connection comes from a trusted proxy, else REMOTE_ADDR."""
     remote = request.META.get("REMOTE_ADDR", "")
+    try:
+        address = _address(remote)
+    except ValueError:
+        return remote  # not an IP connection (a Unix socket): counted as it is
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if forwarded and remote in trusted_proxies():
+    if forwarded and is_trusted_proxy(address):
         try:
-            return str(ipaddress.ip_address(forwarded.rsplit(",", 1)[-1].strip()))
+            address = _address(forwarded.rsplit(",", 1)[-1])
         except ValueError:
             logger.warning("Malformed X-Forwarded-For from proxy %s: %r", remote, forwarded[:100])
-    return remote
+    return client_key(address)
 
 
 # ---------------------------------------------------------------------------
@@ -104,12 +214,41 @@ def _key(*parts):
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def attempt(scope, request, account=None):
+def account_key(field, value):
+    """What a per-account limit counts for the body's `field`: the account
+    that authentication would pick, however its name is spelled. Names and
+    addresses are folded as models.UsuarioQuerySet matches them (Unicode
+    compatibility forms, surrounding spaces, then PostgreSQL's lower()), so
+    ` Boss`, `ｂｏｓｓ` and `boss` are one account, and one recipient. None
+    for a value that is not text: the request gets a 400 anyway."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        return None
+    if field == "uid":
+        user = tokens.user_from_uid(value)
+        return f"username:{_folded(user.get_username())}" if user else f"uid:{value}"
+    if field == "email":
+        return f"email:{_folded(value.strip())}"
+    return f"username:{_folded(Usuario.normalize_username(value))}"
+
+
+def _folded(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the serializer refuses it
+        return text.encode("utf-8", "surrogatepass").hex()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT lower(%s)", [text])
+        return cursor.fetchone()[0]
+
+
+def attempt(scope, request, accounts=(), per_client=True):
     """Record an attempt of `scope` ("login", "signup", "mail") by this request's
-    client on `account`. None if allowed; else the seconds to wait."""
-    limits = [(_key(scope, "client", client_address(request)), settings.RATE_LIMITS[f"{scope}_client"])]
-    if isinstance(account, str) and account:
-        limits.append((_key(scope, "account", account.casefold()), settings.RATE_LIMITS[f"{scope}_account"]))
+    client (unless not `per_client`) on each of `accounts` (account_key()s).
+    None if allowed; else the seconds to wait."""
+    limits = [(_key(scope, "account", account), settings.RATE_LIMITS[f"{scope}_account"])
+              for account in accounts if account]
+    if per_client:
+        limits.append((_key(scope, "client", client_address(request)), settings.RATE_LIMITS[f"{scope}_client"]))
     now = timezone.now()
     longest = max(parse_rate(rate)[1] for rate in settings.RATE_LIMITS.values())
     with transaction.atomic():
@@ -131,19 +270,31 @@ def attempt(scope, request, account=None):
     return None
 
 
+def limit_mail_to(request, email):
+    """Count a mail to `email` against its recipient limit (the client's
+    limit is the view's own): signup and a change of address mail an
+    address that the body names. Raises Throttled (429) past it."""
+    seconds = attempt("mail", request, [account_key("email", email)], per_client=False)
+    if seconds is not None:
+        raise Throttled(seconds)
+
+
 class AttemptThrottle(BaseThrottle):
     """DRF throttle of a view with `rate_limit_scope`; the account is the
-    logged-in user, else the body's `rate_limit_field` ("username" unless the
-    view says otherwise, e.g. "email"). Refused requests get 429 with Retry-After."""
+    logged-in user, else the one the body's `rate_limit_field` names
+    ("username" unless the view says otherwise, e.g. "email"; None for no
+    account). Refused requests get 429 with Retry-After."""
 
     def allow_request(self, request, view):
         data = request.data
         field = getattr(view, "rate_limit_field", "username")
         if request.user.is_authenticated:
-            account = request.user.get_username()
+            account = account_key("username", request.user.get_username())
+        elif field and isinstance(data, Mapping):
+            account = account_key(field, data.get(field))
         else:
-            account = data.get(field) if isinstance(data, Mapping) else None
-        self.seconds = attempt(view.rate_limit_scope, request, account)
+            account = None
+        self.seconds = attempt(view.rate_limit_scope, request, [account])
         return self.seconds is None
 
     def wait(self):
@@ -157,7 +308,7 @@ def limit_admin_login(login_view):
     @functools.wraps(login_view)
     def view(request, *args, **kwargs):
         if request.method == "POST":
-            seconds = attempt("login", request, request.POST.get("username"))
+            seconds = attempt("login", request, [account_key("username", request.POST.get("username"))])
             if seconds is not None:
                 return HttpResponse(
                     f"Too many login attempts. Try again in {seconds} seconds.\n",

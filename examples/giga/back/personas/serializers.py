@@ -11,15 +11,28 @@ from rest_framework.settings import api_settings
 from .models import Usuario
 
 
+NOT_TEXT = "Not a valid string."
+
+
 class StrictFieldsMixin:
     """A body key that is not a writable field is a 400, not silently ignored:
-    {"non_field_errors": ["Unknown field(s): is_staff"]}."""
+    {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+    sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+    name that login and the rate limits would then read differently."""
 
     def to_internal_value(self, data):
         unknown = []
         if hasattr(data, "keys"):
             writable = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(str(key) for key in data.keys() if key not in writable)
+            not_text = {
+                name: [NOT_TEXT]
+                for name, field in self.fields.items()
+                if isinstance(field, serializers.CharField) and data.get(name) is not None
+                and not isinstance(data.get(name), str)
+            }
+            if not_text:
+                raise serializers.ValidationError(not_text)
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -62,6 +75,13 @@ class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = Usuario
         fields = ["id", "username", "email", "password", "is_staff", "date_joined"]
         read_only_fields = ["id", "is_staff", "date_joined"]
+
+    def validate_username(self, value):
+        # Stored as login will look it up: `Ｂoss ` is boss, and taken if Boss is.
+        value = Usuario.normalize_username(value)
+        if Usuario.objects.with_username(value).exists():
+            raise serializers.ValidationError("A user with that username already exists.")
+        return value
 
     def validate(self, attrs):
         # Django's AUTH_PASSWORD_VALIDATORS, with the user's own attributes so

@@ -3,12 +3,14 @@ PasswordResetTokenGenerator: an HMAC (SECRET_KEY) of the account's state and
 a timestamp. Nothing is stored; a token dies when the state it covers changes
 (so each works once) or after settings.PASSWORD_RESET_TIMEOUT seconds.
 
-- Password reset: Django's generator, which covers the password hash and
-  last_login: setting the new password (or logging in) spends it.
-- Email verification: a generator that covers the address and whether it is
-  verified, so verifying spends it, and a change of address kills it. The key
-  mailed is signed (django.core.signing) and carries the address it verifies,
-  which is how a new address waits for its proof without being stored.
+- Password reset: Django's generator, which covers the password hash, the
+  address and last_login: setting the new password (or logging in) spends it.
+- Email verification: a generator that covers the address it verifies, the
+  account's address and whether it is verified, its password hash and its
+  last request to change the address. So verifying spends it, and a change
+  of address, of password (by any path) or a newer change request kills it.
+  The key mailed is signed (django.core.signing) and carries the address it
+  verifies, which is how a new address waits for its proof without being stored.
 """
 
 from django.contrib.auth.tokens import PasswordResetTokenGenerator, default_token_generator
@@ -22,13 +24,20 @@ password_reset_token = default_token_generator
 
 
 class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
+    """make_token(user) / check_token(user, token) for the address `email`."""
+
     key_salt = "personas.tokens.EmailVerificationTokenGenerator"
 
+    def __init__(self, email):
+        super().__init__()
+        self.email = email
+
     def _make_hash_value(self, user, timestamp):
-        return f"{user.pk}\0{user.email}\0{user.email_verified}\0{timestamp}"
+        state = (user.pk, self.email, user.email, user.email_verified, user.password,
+                 user.email_change_requested_at, timestamp)
+        return "\0".join(map(str, state))
 
 
-email_verification_token = EmailVerificationTokenGenerator()
 VERIFICATION_SALT = "personas.tokens.verification-key"
 
 
@@ -49,7 +58,8 @@ def user_from_uid(uid):
 # -- email verification: /verify/<key> ----------------------------------------
 def verification_key(user, email=None):
     """A key that verifies `email` (default: the user's own) for `user`."""
-    payload = {"u": user.pk, "e": email or user.email, "t": email_verification_token.make_token(user)}
+    email = email or user.email
+    payload = {"u": user.pk, "e": email, "t": EmailVerificationTokenGenerator(email).make_token(user)}
     return signing.dumps(payload, salt=VERIFICATION_SALT, compress=True)
 
 
@@ -61,6 +71,6 @@ def read_verification_key(key):
         email, token = str(payload["e"]), str(payload["t"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
-    if user is None or not email_verification_token.check_token(user, token):
+    if user is None or not EmailVerificationTokenGenerator(email).check_token(user, token):
         return None
     return user, email

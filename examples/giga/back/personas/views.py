@@ -14,9 +14,9 @@ from rest_framework.views import APIView
 
 from giga.exceptions import ERROR, error_responses
 
-from . import mails
+from . import tasks
 from .models import Usuario
-from .ratelimit import AttemptThrottle
+from .ratelimit import AttemptThrottle, limit_mail_to
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
 
 
@@ -41,14 +41,17 @@ class SignupView(generics.CreateAPIView):
         return super().post(request, *args, **kwargs)
 
     def perform_create(self, serializer):
+        verifying = settings.ACCOUNT_EMAIL_VERIFICATION != "none"
+        if verifying:
+            limit_mail_to(self.request, serializer.validated_data["email"])
         try:
             with transaction.atomic():
                 user = serializer.save()
+                if verifying:
+                    tasks.mail_verification.enqueue(email=user.email, user_id=user.pk)
         except IntegrityError:
             # Two signups raced for the same username past the validator.
             raise ValidationError({"username": ["A user with that username already exists."]}) from None
-        if settings.ACCOUNT_EMAIL_VERIFICATION != "none":
-            mails.send_verification(user)
 
 
 class LoginView(APIView):

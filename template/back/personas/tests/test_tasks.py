@@ -20,7 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def queue_in_database(settings):
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.TASKS = {
+        "default": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    }
 
 
 def work():
@@ -47,13 +49,17 @@ def test_an_unknown_address_queues_the_same_task_and_mails_nothing(db, mailoutbo
     assert not mailoutbox
 
 
-def test_a_failed_send_is_logged_and_tried_again_later(user, settings, caplog):
+@pytest.fixture
+def refusing_mail_server(settings):
     settings.MAILERS = {
         "default": {
             "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2},  # nothing listens on discard
-        }
+        },
     }
+
+
+def test_a_failed_send_is_logged_and_tried_again_later(user, refusing_mail_server, caplog):
     before = timezone.now()
     with caplog.at_level(logging.WARNING, logger="personas.tasks"):
         tasks.mail_password_reset.enqueue(email=user.email)
@@ -64,9 +70,7 @@ def test_a_failed_send_is_logged_and_tried_again_later(user, settings, caplog):
     assert retry.run_after >= before + tasks.retry_delay(1) - timedelta(seconds=1)
 
 
-def test_the_last_try_gives_up_with_an_error(user, settings, caplog):
-    settings.MAILERS = {"default": {"BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-                                    "OPTIONS": {"host": "127.0.0.1", "port": 9, "timeout": 2}}}
+def test_the_last_try_gives_up_with_an_error(user, refusing_mail_server, caplog):
     with caplog.at_level(logging.WARNING, logger="personas.tasks"):
         tasks.mail_password_reset.enqueue(email=user.email, attempt=tasks.ATTEMPTS)
         work()

@@ -26,6 +26,16 @@ def test_wait_for_db_returns_once_connected(capsys, db):
     assert "is up (attempt 1" in capsys.readouterr().out
 
 
+def test_wait_for_db_migrated_waits_for_the_migrations(capsys, db, monkeypatch):
+    call_command("wait_for_db", "--migrated", "--timeout", "5")  # the test database is migrated
+    from ..management.commands import wait_for_db
+
+    monkeypatch.setattr(wait_for_db, "unapplied", lambda connection: ["personas.0099_next"])
+    with pytest.raises(CommandError, match=r"1 migration\(s\) still unapplied .* run `python manage.py migrate`"):
+        call_command("wait_for_db", "--migrated", "--timeout", "0.3", "--interval", "0.1")
+    assert "waiting for `python manage.py migrate`" in capsys.readouterr().err
+
+
 def test_wait_for_db_gives_up_with_a_line_per_attempt():
     env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_WAIT_TIMEOUT": "2.5"}
     result = subprocess.run([sys.executable, "manage.py", "wait_for_db", "--interval", "0.5"],
@@ -90,11 +100,17 @@ def test_network_isolation_accepts_the_two_network_layout():
     assert summary == "p_net: p-db and backend only; frontend reaches backend on p_app"
 
 
+def test_network_isolation_accepts_the_backends_task_worker():
+    summary = network_isolation(DB_COMPOSE, dev_compose(["db", "app"], ["app"], worker=dict(networks=["db", "app"])),
+                                "p-db")
+    assert summary == "p_net: p-db, backend and worker only; frontend reaches backend on p_app"
+
+
 @pytest.mark.parametrize("dev, reason", [
     # the frontend on the database's network, by key, with aliases, or by the network's real name
     (dev_compose(["db", "app"], ["app", "db"]), "frontend (on p_net) can reach the database"),
     (dev_compose(["db", "app"], dict(db=dict(aliases=["front"]), app=None)), "frontend (on p_net)"),
-    (dev_compose(["db", "app"], ["app"], worker=dict(networks=["db"])), "worker (on p_net) can reach"),
+    (dev_compose(["db", "app"], ["app"], adminer=dict(networks=["db"])), "adminer (on p_net) can reach"),
     # the backend cannot reach the database, or the frontend cannot reach the backend
     (dev_compose(["app"], ["app"]), "'backend' shares no network with 'p-db'"),
     (dev_compose(["db"], ["app"]), "'frontend' shares no network with 'backend'"),

@@ -40,6 +40,8 @@ COMPOSE_MOUNT = Path("/compose")
 DEV_COMPOSE = "docker-compose.dev.yml"
 DB_COMPOSE = "db/docker-compose.yml"
 BACKEND_SERVICE = "backend"
+# The backend's own code and image, running its queued tasks.
+WORKER_SERVICE = "worker"
 FRONTEND_SERVICE = "frontend"
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".pytest_cache", "staticfiles"}
 
@@ -115,7 +117,8 @@ def service_networks(compose):
 
 
 def network_isolation(db_compose, dev_compose, db_service):
-    """The database shares a network with the backend and nobody else of the
+    """The database shares a network with the backend (and its task worker,
+    the same code) and nobody else of the
     dev compose; the db project's own optional services (exporter, scheduled
     backup) reach it on that project's private network, never on the
     backend's; the frontend shares a network with the backend. Returns a
@@ -128,11 +131,12 @@ def network_isolation(db_compose, dev_compose, db_service):
     backend = app_tier.get(BACKEND_SERVICE, set())
     shared = backend & db_networks
     intruders = [(name, networks & db_networks) for name, networks in app_tier.items()
-                 if name != BACKEND_SERVICE and networks & db_networks]
+                 if name not in (BACKEND_SERVICE, WORKER_SERVICE) and networks & db_networks]
     intruders += [(name, networks & shared) for name, networks in db_tier.items() if networks & shared]
     if intruders:
         listed = sorted(f"{name} (on {', '.join(sorted(networks))})" for name, networks in intruders)
-        raise Abort(f"{', '.join(listed)} can reach the database; only {BACKEND_SERVICE!r} may")
+        raise Abort(f"{', '.join(listed)} can reach the database; only {BACKEND_SERVICE!r} "
+                    f"and its {WORKER_SERVICE!r} may")
     if not shared:
         raise Abort(f"{BACKEND_SERVICE!r} shares no network with {db_service!r}: "
                     f"{DEV_COMPOSE} must join {', '.join(sorted(db_networks))}")
@@ -140,7 +144,9 @@ def network_isolation(db_compose, dev_compose, db_service):
     if not front:
         raise Abort(f"{FRONTEND_SERVICE!r} shares no network with {BACKEND_SERVICE!r}")
     own = (f"{', '.join(sorted(db_tier))} on {', '.join(sorted(db_networks - shared))}; " if db_tier else "")
-    return (f"{', '.join(sorted(shared))}: {db_service} and {BACKEND_SERVICE} only; {own}"
+    members = (f"{db_service}, {BACKEND_SERVICE} and {WORKER_SERVICE}"
+               if app_tier.get(WORKER_SERVICE, set()) & db_networks else f"{db_service} and {BACKEND_SERVICE}")
+    return (f"{', '.join(sorted(shared))}: {members} only; {own}"
             f"{FRONTEND_SERVICE} reaches {BACKEND_SERVICE} on {', '.join(sorted(front))}")
 
 

@@ -1,9 +1,11 @@
-"""python manage.py wait_for_db [--timeout SECONDS] [--interval SECONDS]
+"""python manage.py wait_for_db [--migrated] [--timeout SECONDS] [--interval SECONDS]
 
 The isolated database runs in another compose project, so `depends_on`
 cannot order the start: the entrypoint waits here instead. Each attempt
 really opens a connection (authentication included); each failure is logged
 on one line; after --timeout seconds it gives up with exit status 1.
+With --migrated it also waits until every migration is applied: the task
+worker's queue is a table that `manage.py migrate` creates.
 """
 
 import os
@@ -11,7 +13,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.db.utils import Error as DatabaseError
+
+
+def unapplied(connection):
+    executor = MigrationExecutor(connection)
+    return executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
 def first_line(exc):
@@ -32,8 +40,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--interval", type=float, default=1.0, help="Seconds between attempts (default 1).")
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: default).")
+        parser.add_argument("--migrated", action="store_true", help="Also wait until no migration is unapplied.")
 
-    def handle(self, *args, timeout, interval, database, **options):
+    def handle(self, *args, timeout, interval, database, migrated, **options):
         connection = connections[database]
         params = connection.settings_dict
         target = f"{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"
@@ -57,9 +66,19 @@ class Command(BaseCommand):
                 )
                 time.sleep(max(0.0, min(interval, remaining)))
             else:
-                connection.close()
                 self.stdout.write(
                     f"wait_for_db: database {target} is up "
                     f"(attempt {attempt}, {time.monotonic() - started:.1f}s)"
                 )
-                return
+                break
+        try:
+            while migrated and (pending := len(unapplied(connection))):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise CommandError(f"wait_for_db: {pending} migration(s) still unapplied after {timeout:g}s: "
+                                       "run `python manage.py migrate`")
+                self.stderr.write(f"wait_for_db: {pending} migration(s) unapplied ({remaining:.0f}s left): "
+                                  "waiting for `python manage.py migrate`")
+                time.sleep(max(0.0, min(interval * 5, remaining)))
+        finally:
+            connection.close()

@@ -6,10 +6,28 @@ import { createApiClient } from './api';
 describe('safeNext', () => {
 	const here = new URL('http://localhost:3000/login?next=x');
 
+	const onSite = [
+		'/users?page=2',
+		'/me',
+		'/',
+		'/me?x=1#y',
+		'/a/b?c=d#e',
+		'/a%2Fb',
+		'/x?next=//y',
+		'/x?next=%2F%2Fy#//z',
+		'/search?q=100%25',
+		'/a//b',
+		'/a/.//b'
+	];
+
 	it('keeps paths on this site, query and fragment included', () => {
-		for (const next of ['/users?page=2', '/me', '/', '/a/b?c=d#e', '/a%2Fb', '/x?next=//y']) {
-			expect(safeNext(next, here)).toBe(next);
-		}
+		for (const next of onSite.slice(0, -1)) expect(safeNext(next, here)).toBe(next);
+	});
+
+	it('resolves dot segments that stay on this site, as the browser would', () => {
+		expect(safeNext('/a/./b/../c?d', here)).toBe('/a/c?d');
+		expect(safeNext('/a/%2e%2E/me', here)).toBe('/me');
+		expect(safeNext('/a/.//b', here)).toBe('/a//b');
 	});
 
 	it('returns the parsed form of the path, which is safe in a Location header', () => {
@@ -59,7 +77,31 @@ describe('safeNext', () => {
 			' /me',
 			''
 		],
-		'undecodable percent-encoding': ['/%E0%A4%A', '/%']
+		'undecodable percent-encoding': ['/%E0%A4%A', '/%'],
+		// Checked before normalising, these once came out as `//evil.example`.
+		'dot segments that leave "//" in front, plain or percent-encoded': [
+			'/.//evil.example',
+			'/..//evil.example',
+			'/%2e//evil.example',
+			'/%2E%2E//evil.example',
+			'/.%2e//evil.example',
+			'/./%2e/..//evil.example',
+			'/a/../..//evil.example',
+			'/a/%2e%2e//evil.example',
+			'/%2e/%5C/evil.example',
+			'/.\t//evil.example',
+			'/%2e%2f%2fevil.example',
+			'/%2e%2e%2f%2fevil.example'
+		],
+		'encoded more than once': [
+			'/%252F/evil.example',
+			'/%25252F%25252Fevil.example',
+			'/%252e//evil.example',
+			'/%252E%252E%252F%252Fevil.example',
+			'/%255Cevil.example',
+			'/%2509/evil.example',
+			'/%25252F%25252Fevil.example%25'
+		]
 	};
 
 	for (const [shape, values] of Object.entries(offSite)) {
@@ -67,6 +109,38 @@ describe('safeNext', () => {
 			for (const next of values) expect(safeNext(next, here), JSON.stringify(next)).toBe('/me');
 		});
 	}
+
+	it('refuses every way of spelling a dot segment before a second slash', () => {
+		const roots = ['', '/a/..', '/a/%2e%2e', '/a/b/../%2E%2E', '/.', '/%2e'];
+		const dots = ['.', '..', '%2e', '%2E', '%2e%2e', '.%2e', '%2E.', '%252e', '%252e%252e'];
+		const gaps = ['//', '/\\', '/%2f', '%2f/', '%2F%2F', '/%5c', '%5c', '/%252f', '/%09/', '/\t/'];
+		for (const root of roots) {
+			for (const dot of dots) {
+				for (const gap of gaps) {
+					const next = `${root}/${dot}${gap}evil.example/`;
+					expect(safeNext(next, here), JSON.stringify(next)).toBe('/me');
+				}
+			}
+		}
+	});
+
+	it('refuses more layers of percent-encoding than it looks through', () => {
+		let next = '/ok';
+		for (let layer = 0; layer < 6; layer++) next = encodeURIComponent(next);
+		expect(safeNext(`/${next}`, here)).toBe('/me');
+	});
+
+	it('only ever answers a path that stays on this site and reads back as itself', () => {
+		const inputs = [...onSite, ...Object.values(offSite).flat(), '/a/b/../../c', '/%2e', '/.'];
+		for (const next of inputs) {
+			const answer = safeNext(next, here);
+			const resolved = new URL(answer, here);
+			expect(resolved.origin, JSON.stringify(next)).toBe(here.origin);
+			expect(answer, JSON.stringify(next)).toMatch(/^\/(?![/\\])/);
+			expect(resolved.pathname + resolved.search + resolved.hash).toBe(answer);
+			expect(safeNext(answer, here)).toBe(answer);
+		}
+	});
 
 	it('falls back to the given default, or /me', () => {
 		expect(safeNext(null, here)).toBe('/me');

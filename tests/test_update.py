@@ -193,7 +193,8 @@ def test_the_pinned_copier_meets_the_templates_minimum():
 def test_changelog_has_an_entry_per_release_newest_first():
     headings = re.findall(r"^## (.+)$", (REPO / "CHANGELOG.md").read_text(), flags=re.MULTILINE)
     assert headings[0] == "Unreleased", "the lead's next release collects under Unreleased"
-    versions = [Version(heading) for heading in headings[1:]]  # InvalidVersion if not PEP 440
+    # `## X.Y.Z - YYYY-MM-DD` (docs/releasing.md); InvalidVersion if not PEP 440
+    versions = [Version(heading.partition(" - ")[0]) for heading in headings[1:]]
     assert versions and versions == sorted(versions, reverse=True)
     tags = set()
     for tag in git(REPO, "tag", "--list").split():

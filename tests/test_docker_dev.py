@@ -220,7 +220,11 @@ def test_chromium_signs_up_logs_in_and_sees_me_through_the_published_ports(names
     password = "Docker-passphrase-1234"
     mail = f"http://127.0.0.1:{names.answers['mail_ui_port']}"
     with browser.page(tmp_path) as page:
-        browser.sign_up_and_log_in(page, names.front_url, user, password, names.answers["email_verification"], mail)
+        try:
+            browser.sign_up_and_log_in(page, names.front_url, user, password, names.answers["email_verification"],
+                                       mail)
+        except AssertionError as error:  # the mail is the worker's: say what it did
+            raise AssertionError(f"{error}\nworker:\n{engine.logs(names.worker, tail=40)}") from error
     assert names.psql(f"SELECT count(*) FROM personas_usuario WHERE username = '{user}'") == "1"
 
 

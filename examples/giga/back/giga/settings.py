@@ -99,13 +99,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     # Swagger UI's files, served from STATIC_URL like the admin's: no CDN.
     "drf_spectacular_sidecar",
-    # Django's tasks, queued in the isolated database: the `worker` service
-    # (`manage.py db_worker`) sends the account mails.
-    "django_tasks_db",
     # This package is also an app: health view, system checks, wait_for_db,
     # verify_architecture.
     "giga",
     "personas",
+    # Django's tasks, queued in the isolated database: the `worker` service
+    # (`manage.py db_worker`, the project package's version of its command)
+    # sends the account mails.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [

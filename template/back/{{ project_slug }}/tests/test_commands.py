@@ -36,6 +36,29 @@ def test_wait_for_db_migrated_waits_for_the_migrations(capsys, db, monkeypatch):
     assert "waiting for `python manage.py migrate`" in capsys.readouterr().err
 
 
+def test_db_worker_is_the_one_that_outlives_a_database_outage(monkeypatch, caplog):
+    from django.core.management import get_commands
+    from django.db.utils import OperationalError
+
+    from ..management.commands import db_worker
+
+    assert get_commands()["db_worker"] == __package__.partition(".")[0]
+    attempts = []
+
+    def run_until_the_database_answers(worker):
+        attempts.append(worker)
+        if len(attempts) == 1:
+            raise OperationalError("FATAL:  the database system is shutting down")
+
+    monkeypatch.setattr(db_worker.db_worker.Worker, "run", run_until_the_database_answers)
+    monkeypatch.setattr(db_worker, "RETRY_SECONDS", 0)
+    worker = db_worker.Worker(queue_names=["default"], interval=0, batch=True, backend_name="default",
+                              startup_delay=False, max_tasks=None, worker_id="w", excluded_queue_names=[])
+    worker.run()
+    assert len(attempts) == 2
+    assert "Database unavailable (FATAL:  the database system is shutting down)" in caplog.text
+
+
 def test_wait_for_db_gives_up_with_a_line_per_attempt():
     env = {**os.environ, "DB_HOST": "127.0.0.1", "DB_PORT": "9", "DB_WAIT_TIMEOUT": "2.5"}
     result = subprocess.run([sys.executable, "manage.py", "wait_for_db", "--interval", "0.5"],

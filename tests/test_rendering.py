@@ -460,7 +460,7 @@ def test_ci_runs_the_readmes_test_command():
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
 FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "api-types", "logs",
-        "down", "prod-db-up", "prod-up", "prod-logs", "prod-down"]
+        "down", "prod-db-up", "prod-up", "prod-logs", "prod-down", "template-update", "template-drift"]
 
 
 def test_make_help_lists_the_flow_in_order(example):

@@ -1,0 +1,649 @@
+"""Updates come to the team: the generated project's scripts/template-update
+(`make template-update`, `make template-drift`), its
+.github/workflows/template-update.yml, and its Renovate configuration
+(.github/renovate.json).
+
+The full tier runs them on real git history, as test_update.py does: a clone
+of this repository (the working tree committed) plays the template's upstream,
+released as 0.2.0, then 0.3.0 and 0.4.0, each with a CHANGELOG.md entry whose
+**Action** text is unique to it. A project generated at 0.2.0 and edited by
+its team is updated through make, and through the workflow's own `run:` steps
+against a bare repository standing in for GitHub (a fake `gh` records what it
+would open). The quick tier holds every workflow to the checks ci.yml passes,
+and the Renovate configuration to Renovate's published schema
+(tests/schemas/renovate/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from packaging.version import Version
+
+from harness import compose, make
+from harness.answers import recorded
+from harness.render import REPO, project_files
+from harness.workflows import RunStep, actionlint, run_step, run_steps, zizmor
+from test_update import clone_template, commit_all, edit, generate, git, snapshot
+
+WORKFLOWS = ".github/workflows"
+UPDATE_WORKFLOW = f"{WORKFLOWS}/template-update.yml"
+RENOVATE = ".github/renovate.json"
+RENOVATE_SCHEMA = REPO / "tests/schemas/renovate/renovate-schema.json"
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+MARKER_LINE = re.compile(r"^(<<<<<<<|>>>>>>>) ", re.M)
+BODY = "template-update.md"
+
+
+def workflow_files(project: Path) -> list[Path]:
+    return sorted((project / WORKFLOWS).glob("*.y*ml"))
+
+
+def load_workflow(path: Path) -> dict:
+    document = yaml.safe_load(path.read_text())
+    document["on"] = document.pop(True, document.get("on"))  # YAML 1.1 reads `on:` as true
+    return document
+
+
+# ===========================================================================
+# Every workflow: the checks ci.yml is held to (test_ci.py)
+# ===========================================================================
+def test_the_project_has_both_workflows(default_project):
+    assert {"ci.yml", "template-update.yml"} <= {p.name for p in workflow_files(default_project)}
+
+
+def test_every_workflow_passes_actionlint(example):
+    assert actionlint(*workflow_files(example)) == []
+
+
+def test_every_workflow_matches_githubs_schema(example):
+    result = subprocess.run(["check-jsonschema", "--builtin-schema", "vendor.github-workflows",
+                             *map(str, workflow_files(example))], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_workflow_has_no_zizmor_findings(example):
+    result = zizmor(example, *workflow_files(example))
+    assert result.returncode == 0 and "No findings" in result.stdout, result.stdout + result.stderr
+
+
+def test_every_workflow_pins_its_actions_and_bounds_its_jobs(example):
+    for path in workflow_files(example):
+        document = load_workflow(path)
+        pins = re.findall(r"uses: (.+)$", path.read_text(), re.M)
+        assert pins and all(PINNED_ACTION.match(pin) for pin in pins), (path.name, pins)
+        for name, job in document["jobs"].items():
+            assert 0 < job["timeout-minutes"] <= 30, (path.name, name)
+            checkouts = [s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+            assert len(checkouts) == 1 and checkouts[0]["with"]["persist-credentials"] is False, (path.name, name)
+
+
+def test_every_workflow_starts_from_least_permissions(example):
+    """Read-only or nothing for the whole workflow; a job asks for what it writes."""
+    for path in workflow_files(example):
+        document = load_workflow(path)
+        assert document["permissions"] in ({}, {"contents": "read"}), path.name
+        assert "write-all" not in path.read_text(), path.name
+    update = load_workflow(example / UPDATE_WORKFLOW)
+    assert update["permissions"] == {}
+    assert update["jobs"]["update"]["permissions"] == {"contents": "write", "pull-requests": "write",
+                                                      "issues": "write"}
+
+
+def test_template_update_workflow_runs_the_script_weekly_and_on_demand(default_project):
+    document = load_workflow(default_project / UPDATE_WORKFLOW)
+    assert set(document["on"]) == {"schedule", "workflow_dispatch"}
+    (cron,) = [entry["cron"] for entry in document["on"]["schedule"]]
+    minute, hour, day, month, weekday = cron.split()
+    assert (day, month) == ("*", "*") and re.fullmatch(r"[0-6]", weekday), cron  # once a week
+    assert document["concurrency"]["cancel-in-progress"] is False, "a run never cuts another's push short"
+    steps = run_steps(default_project / UPDATE_WORKFLOW, "update")
+    assert [step.run.strip() for step in steps[:2]] == [
+        "pip install -r scripts/requirements.txt",
+        'scripts/template-update --out "$RUNNER_TEMP/template-update.md"',
+    ]
+    pull_request, issue = steps[2:]
+    assert pull_request.condition == "steps.update.outputs.result == 'pr'"
+    assert 'gh pr create --head "$BRANCH" --title "$TITLE" --body-file "$RUNNER_TEMP/template-update.md"' \
+        in pull_request.run
+    assert issue.condition == "steps.update.outputs.result == 'issue'"
+    assert 'gh issue create --title "$TITLE" --body-file "$RUNNER_TEMP/template-update.md"' in issue.run
+    # the token reaches git only through gh, for one command: nothing on disk
+    assert "persist-credentials" not in pull_request.run and "credential.helper=!gh auth git-credential" \
+        in pull_request.run
+
+
+def test_template_update_workflow_scripts_pass_shellcheck(default_project, tmp_path):
+    for step in run_steps(default_project / UPDATE_WORKFLOW, "update"):
+        script = tmp_path / "step.sh"
+        script.write_text(step.run)
+        result = subprocess.run(["shellcheck", "--shell=bash", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{step.name}:\n{result.stdout}"
+
+
+# ===========================================================================
+# scripts/template-update and the Makefile, statically
+# ===========================================================================
+def script_module(project: Path):
+    """The project's scripts/template-update, imported (it runs nothing on import)."""
+    loader = importlib.machinery.SourceFileLoader("template_update", str(project / "scripts/template-update"))
+    spec = importlib.util.spec_from_loader("template_update", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_make_targets_run_the_script(example):
+    assert make.commands(example, "template-update") == [["scripts/template-update"]]
+    assert make.commands(example, "template-drift") == [["scripts/template-update", "drift"]]
+    assert {"template-update", "template-drift"} <= set(make.targets(example))
+    script = example / "scripts/template-update"
+    assert os.access(script, os.X_OK)
+    result = subprocess.run([str(script), "--bogus"], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage:" in result.stderr, "a wrong flag runs nothing"
+
+
+def test_the_script_passes_ruff_as_the_pre_commit_hook_runs_it(default_project):
+    result = subprocess.run(["ruff", "check", "--no-cache", "scripts/template-update"], cwd=default_project,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_copier_is_pinned_in_one_place(default_project):
+    """scripts/requirements.txt: the Copier this template's tests run, at least
+    copier.yml's minimum; no other file of the project pins one."""
+    (pin,) = re.findall(r"^copier==(\S+)$", (default_project / "scripts/requirements.txt").read_text(), re.M)
+    tested = re.search(r"^copier==(\S+)$", (REPO / "tests/requirements.txt").read_text(), re.M).group(1)
+    minimum = yaml.safe_load((REPO / "copier.yml").read_text())["_min_copier_version"]
+    assert pin == tested and Version(pin) >= Version(minimum)
+    pinning = [p.relative_to(default_project).as_posix() for p in project_files(default_project)
+               if "node_modules" not in p.parts and re.search(rb"copier==\d", p.read_bytes())]
+    assert pinning == ["scripts/requirements.txt"]
+    assert script_module(default_project).pinned_copier() == pin
+
+
+CHANGELOG = """\
+# Changelog
+
+## Unreleased
+
+- **Changed**: not released yet. **Action**: unreleased-action.
+
+## 0.4.0 - 2026-02-02
+
+- **Fixed**: a thing. **Action** (Kubernetes): apply
+  the overlay (action-040).
+- **Added**: nothing to do here (no-action-040).
+
+## 0.3.0
+
+- **Action**: action-030-a.
+
+- **Changed**: another. **Action**: action-030-b,
+  over two lines.
+
+## 0.2.0
+
+- **Removed**: old. **Action**: action-020.
+
+## 0.1.0
+
+- **Added**: the first release.
+"""
+
+
+def test_changelog_actions_are_read_per_release(default_project):
+    module = script_module(default_project)
+    actions = module.changelog_actions(CHANGELOG)
+    assert actions == {
+        Version("0.4.0"): ["**Action** (Kubernetes): apply the overlay (action-040)."],
+        Version("0.3.0"): ["**Action**: action-030-a.", "**Action**: action-030-b, over two lines."],
+        Version("0.2.0"): ["**Action**: action-020."],
+        Version("0.1.0"): [],
+    }
+    section = module.actions_section(CHANGELOG, "0.2.0", "0.4.0")
+    assert "action-030-a" in section and "action-040" in section
+    assert section.index("### 0.3.0") < section.index("### 0.4.0"), "oldest first, the order they apply in"
+    for absent in ("action-020", "unreleased-action", "no-action-040", "### 0.2.0"):
+        assert absent not in section, absent
+    assert "### 0.1.0\n\nNothing to do." in module.actions_section(CHANGELOG, "0.0.9", "0.1.0")
+    assert "no CHANGELOG.md" in module.actions_section(None, "0.2.0", "0.4.0")
+
+
+# ===========================================================================
+# The Renovate configuration
+# ===========================================================================
+def renovate(project: Path) -> dict:
+    return json.loads((project / RENOVATE).read_text())
+
+
+def renovate_schema() -> dict:
+    return json.loads(RENOVATE_SCHEMA.read_text())
+
+
+def default_patterns(manager: str) -> list[re.Pattern]:
+    """The manager's own managerFilePatterns, as Renovate's schema gives them (/regex/)."""
+    patterns = renovate_schema()["definitions"][manager]["default"]["managerFilePatterns"]
+    return [re.compile(pattern.strip("/")) for pattern in patterns]
+
+
+def test_renovate_config_validates_against_renovates_schema(example):
+    schema = renovate_schema()
+    config = renovate(example)
+    jsonschema.Draft7Validator(schema).validate(config)
+    # the schema allows unknown keys: each one used must be an option it
+    # defines (a rule takes its own match* options and the general ones)
+    rule_options = set(schema["definitions"]["packageRules"]["items"]["allOf"][0]["properties"]) | set(
+        schema["properties"])
+    assert set(config) - {"$schema"} <= set(schema["properties"])
+    for rule in config["packageRules"]:
+        assert set(rule) <= rule_options, set(rule) - rule_options
+        assert set(rule.get("matchManagers", [])) <= set(schema["properties"]), rule
+    # the check itself: a wrong value is refused
+    for broken in ({**config, "rangeStrategy": "exact"}, {**config, "packageRules": {}},
+                   {**config, "pinDigests": "yes"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.Draft7Validator(schema).validate(broken)
+
+
+# ecosystem: (the manager, the project's files it must find)
+ECOSYSTEMS = {
+    "pip": ("pip_requirements", ["back/requirements.txt", "back/requirements-dev.txt", "scripts/requirements.txt"]),
+    "npm": ("npm", ["front/package.json"]),
+    "Dockerfiles": ("dockerfile", ["db/Dockerfile", "back/Dockerfile", "front/Dockerfile"]),
+    "compose image: lines": ("docker-compose", ["db/docker-compose.yml", "docker-compose.dev.yml",
+                                                "docker-compose.prod.yml"]),
+    "GitHub Actions": ("github-actions", [".github/workflows/ci.yml", ".github/workflows/template-update.yml"]),
+    "Copier": ("copier", [".copier-answers.yml"]),
+}
+
+
+@pytest.mark.parametrize("ecosystem", ECOSYSTEMS)
+def test_renovate_finds_every_ecosystem_in_the_project(default_project, ecosystem):
+    manager, expected = ECOSYSTEMS[ecosystem]
+    names = [p.relative_to(default_project).as_posix() for p in project_files(default_project)]
+    found = {name for name in names for pattern in default_patterns(manager) if pattern.search(name)}
+    assert set(expected) <= found, (manager, sorted(found))
+    config = renovate(default_project)
+    assert config.get(manager, {}).get("enabled", True) and "enabledManagers" not in config
+    assert any(manager in rule.get("matchManagers", []) or
+               manager in ("dockerfile", "docker-compose") and "docker" in rule.get("matchDatasources", [])
+               for rule in config["packageRules"]), f"no rule names {manager}"
+    if manager == "npm":
+        assert (default_project / "front/package-lock.json").exists() and config["lockFileMaintenance"]["enabled"]
+
+
+def test_renovate_groups_updates_weekly_and_keeps_exact_pins(default_project):
+    config = renovate(default_project)
+    assert config["rangeStrategy"] == "pin"
+    assert "helpers:pinGitHubActionDigests" in config["extends"]
+    assert config["timezone"] == recorded(default_project)["timezone"]
+    for schedule in (config["schedule"], config["lockFileMaintenance"]["schedule"]):
+        (cron,) = schedule
+        assert cron.split()[2:] == ["*", "*", "1"], cron  # Mondays
+    groups = [rule for rule in config["packageRules"] if "groupName" in rule]
+    assert {rule["groupName"] for rule in groups} >= {"Python packages", "npm packages", "Docker images",
+                                                      "GitHub Actions"}
+    assert all("major" not in rule["matchUpdateTypes"] for rule in groups), "a major release gets its own PR"
+    # a new PostgreSQL major is a data migration, not a dependency bump
+    assert {"matchDatasources": ["docker"], "matchDepNames": ["postgres"], "matchUpdateTypes": ["major"],
+            "enabled": False}.items() <= next(r for r in config["packageRules"]
+                                              if r.get("matchDepNames") == ["postgres"]).items()
+    # template releases: the workflow's pull request, Renovate's only on request
+    (copier_rule,) = [rule for rule in config["packageRules"] if rule.get("matchManagers") == ["copier"]]
+    assert copier_rule["dependencyDashboardApproval"] is True
+
+
+def test_renovate_skips_the_images_the_project_builds(example):
+    """The compose files' images named after the project are built from its
+    Dockerfiles: no registry has them."""
+    slug = recorded(example)["project_slug"]
+    services = [service for path in sorted(example.rglob("docker-compose*.yml"))
+                for service in (compose.parse(path.read_text()).get("services") or {}).values()]
+    own = {service["image"].rsplit(":", 1)[0] for service in services
+           if service.get("image", "").startswith(f"{slug}-")}
+    assert own and all(any("build" in s and s.get("image", "").startswith(f"{image}:") for s in services)
+                       for image in own), own
+    (rule,) = [rule for rule in renovate(example)["packageRules"] if rule.get("enabled") is False
+               and "postgres" not in rule.get("matchDepNames", [])]
+    assert set(rule["matchDepNames"]) == own
+
+
+def test_readme_documents_updates_drift_and_renovate(example):
+    readme = (example / "README.md").read_text()
+    section = readme.split("## Keeping up to date", 1)[1]
+    for needed in ("make template-update", "make template-drift", UPDATE_WORKFLOW, RENOVATE,
+                   "template-update/<version>", "Allow GitHub Actions to create"):
+        assert needed in section, needed
+
+
+# ===========================================================================
+# Full tier: real releases, a real project, its team's edits
+# ===========================================================================
+OLD_ACTION, ACTION_030, ACTION_040 = "action-only-020", "action-only-030", "action-only-040"
+NOT_AN_ACTION = "no-action-040"
+CONF = "db/postgresql.conf"
+RELEASE_030 = ("checkpoint_timeout = 15min", "checkpoint_timeout = 10min")
+RELEASE_040 = ("log_min_duration_statement = 500ms", "log_min_duration_statement = 1s")
+IDENTITY = {"GIT_AUTHOR_NAME": "Team", "GIT_AUTHOR_EMAIL": "team@example.com",
+            "GIT_COMMITTER_NAME": "Team", "GIT_COMMITTER_EMAIL": "team@example.com"}
+
+
+def add_release(upstream: Path, version: str, entries: str, change: tuple[str, str] | None) -> None:
+    """A release as the template makes one: the Unreleased entries and
+    `entries` under a `## <version> - <date>` heading, then the tag."""
+    changelog = upstream / "CHANGELOG.md"
+    text = changelog.read_text()
+    text, count = re.subn(r"^## Unreleased\n", f"## Unreleased\n\n## {version} - 2026-03-02\n\n{entries}", text,
+                          count=1, flags=re.M)
+    assert count == 1, "CHANGELOG.md has no Unreleased heading"
+    changelog.write_text(text)
+    if change:
+        edit(upstream / "template/db/postgresql.conf.jinja", *change)
+    commit_all(upstream, f"release {version}")
+    git(upstream, "tag", version)
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory) -> Path:
+    """This template released three times: 0.2.0 (the working tree, with an
+    action only it asks for), 0.3.0 and 0.4.0, each changing postgresql.conf."""
+    clone = clone_template(tmp_path_factory.mktemp("releases"))
+    git(clone, "tag", "--delete", "v1")  # PEP 440 reads it as 1, newer than every release here
+    changelog = clone / "CHANGELOG.md"
+    text, count = re.subn(r"^(## 0\.2\.0\b.*\n)", rf"\1\n- **Removed**: x. **Action**: {OLD_ACTION}.\n",
+                          changelog.read_text(), count=1, flags=re.M)
+    assert count == 1, "CHANGELOG.md has no 0.2.0 heading"
+    changelog.write_text(text)
+    commit_all(clone, "release 0.2.0")
+    git(clone, "tag", "0.2.0")
+    add_release(clone, "0.3.0", f"- **Changed**: checkpoints every 10 minutes. **Action**: `make db-up`\n"
+                                f"  rebuilds the image ({ACTION_030}).\n", RELEASE_030)
+    add_release(clone, "0.4.0", f"- **Changed**: slower queries logged. **Action** (production): {ACTION_040}.\n"
+                                f"- **Added**: something ({NOT_AN_ACTION}).\n", RELEASE_040)
+    return clone
+
+
+@pytest.fixture
+def project(upstream, tmp_path) -> Path:
+    return generate(upstream, "0.2.0", tmp_path / "project")
+
+
+def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """This Python (with the pinned Copier) first on PATH, a git identity,
+    a cache of its own."""
+    return {**os.environ, **IDENTITY, "XDG_CACHE_HOME": str(tmp_path / "cache"),
+            "PATH": os.pathsep.join([*extra.pop("path", "").split(os.pathsep), str(Path(sys.executable).parent),
+                                     os.environ["PATH"]]).lstrip(os.pathsep), **extra}
+
+
+def unreleased_actions(upstream: Path) -> list[str]:
+    """The start of each **Action** 0.3.0 took over from 0.2.0's Unreleased
+    section (this repository's real entries), whitespace collapsed."""
+    changelog = git(upstream, "show", "0.2.0:CHANGELOG.md")
+    text = re.split(r"^## Unreleased$", changelog, maxsplit=1, flags=re.M)[1].split("\n## ", 1)[0]
+    return [" ".join(match.split())[:40] for match in re.findall(r"\*\*Action\*\*.{0,60}", text, re.S)]
+
+
+def assert_body_quotes_the_new_releases(body: str, upstream: Path) -> None:
+    flat = " ".join(body.split())
+    assert f"**Action**: `make db-up` rebuilds the image ({ACTION_030})." in flat
+    assert f"**Action** (production): {ACTION_040}." in flat
+    assert flat.index("### 0.3.0") < flat.index("### 0.4.0")
+    for action in unreleased_actions(upstream):
+        assert action in flat, action
+    for absent in (OLD_ACTION, NOT_AN_ACTION, "### 0.2.0"):
+        assert absent not in flat, absent
+
+
+def team_edits(project: Path) -> None:
+    edit(project / "db/postgresql.conf", "work_mem = 4MB", "work_mem = 16MB")
+    (project / "README.md").write_text((project / "README.md").read_text() + "\n## Team notes\nKeep this.\n")
+    (project / "db/init/30-team-seed.sql").write_text("SELECT 1;\n")
+    commit_all(project, "the team's work")
+
+
+def state(project: Path) -> tuple[str, str, str]:
+    """The checkout as the team sees it: branch, commit, status."""
+    return (git(project, "branch", "--show-current"), git(project, "rev-parse", "HEAD"),
+            git(project, "status", "--porcelain"))
+
+
+def branches(repo: Path) -> list[str]:
+    return git(repo, "for-each-ref", "--format=%(refname:short)", "refs/heads/template-update/").split()
+
+
+@pytest.mark.full
+def test_make_template_update_commits_the_newest_release_on_a_branch(project, upstream, tmp_path):
+    team_edits(project)
+    before, env_files = state(project), snapshot(project)
+    env = environment(tmp_path)
+    result = make.make(project, "template-update", env=env, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = "template-update/0.4.0"
+    assert branches(project) == [branch]
+    assert state(project) == before and snapshot(project) == env_files, "the checkout was touched"
+    assert len(git(project, "worktree", "list").splitlines()) == 1, "a worktree was left behind"
+    body = Path(git(project, "rev-parse", "--path-format=absolute", "--git-path", BODY).strip())
+    assert f"Pull request text: {body}" in result.stdout and branch in result.stdout
+    assert_body_quotes_the_new_releases(body.read_text(), upstream)
+
+    # the branch: one commit, the update merged with the team's edits, no markers, no secrets
+    assert git(project, "rev-list", "--count", f"HEAD..{branch}").strip() == "1"
+    conf = git(project, "show", f"{branch}:{CONF}")
+    for line in ("work_mem = 16MB", RELEASE_030[1], RELEASE_040[1]):
+        assert line in conf, line
+    assert "Keep this." in git(project, "show", f"{branch}:README.md")
+    assert yaml.safe_load(git(project, "show", f"{branch}:.copier-answers.yml"))["_commit"] == "0.4.0"
+    files = git(project, "ls-tree", "-r", "--name-only", branch).split()
+    assert "db/init/30-team-seed.sql" in files and not {"db/.env", "back/.env", "front/.env"} & set(files)
+    assert not [name for name in files if name.endswith(".rej")]
+    assert subprocess.run(["git", "grep", "-qE", "^(<<<<<<<|>>>>>>>) ", branch], cwd=project).returncode == 1
+
+    # again: the branch is there, nothing is redone
+    again = make.make(project, "template-update", env=env, timeout=300)
+    assert again.returncode != 0 and "exists already" in again.stderr, again.stdout + again.stderr
+    # merged: up to date, no new branch
+    git(project, "merge", "--ff-only", "-q", branch)
+    done = make.make(project, "template-update", env=env, timeout=300)
+    assert done.returncode == 0 and "Up to date" in done.stdout, done.stdout + done.stderr
+    assert branches(project) == [branch]
+
+
+# ---------------------------------------------------------------------------
+# The workflow's run: steps, against a bare repository standing in for GitHub
+# ---------------------------------------------------------------------------
+FAKE_GH = """#!/usr/bin/env bash
+# GitHub's CLI, as far as the workflow uses it: each call logged, one per line.
+printf '%s\\n' "$*" >> "$GH_LOG"
+case "$1 $2" in
+  "issue list") cat "$GH_ISSUES" 2>/dev/null || true ;;
+esac
+"""
+
+
+@dataclasses.dataclass
+class Runner:
+    """A checkout of `origin` (a bare clone of the project) with the
+    workflow's steps to run in it, as GitHub's runner would."""
+    origin: Path
+    checkout: Path
+    temp: Path
+    env: dict[str, str]
+    steps: list[RunStep]
+    outputs: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def gh_calls(self) -> list[str]:
+        log = Path(self.env["GH_LOG"])
+        return log.read_text().splitlines() if log.exists() else []
+
+    def step(self, name: str) -> RunStep:
+        (step,) = [step for step in self.steps if step.name == name]
+        return step
+
+    def run(self, name: str) -> subprocess.CompletedProcess:
+        """The step, its ${{ }} expressions replaced as GitHub would."""
+        step = self.step(name)
+        values = {"secrets.TEMPLATE_UPDATE_TOKEN || github.token": "a-token", "github.token": "a-token",
+                  "github.repository": "team/project",
+                  **{f"steps.update.outputs.{key}": value for key, value in self.outputs.items()}}
+        env = {}
+        for key, value in step.env.items():
+            for expression, replacement in values.items():
+                value = value.replace("${{ " + expression + " }}", replacement)
+            assert "${{" not in value, f"{name}: {key}={value} has an expression no test gives"
+            env[key] = value
+        output = self.temp / "github_output"
+        output.write_text("")
+        result = run_step(dataclasses.replace(step, env=env), self.checkout, {**self.env, "GITHUB_OUTPUT": str(output)},
+                          timeout=300)
+        self.outputs.update(line.split("=", 1) for line in output.read_text().splitlines())
+        return result
+
+    def runs(self, name: str) -> bool:
+        """Whether the step's `if:` holds (the forms this workflow uses)."""
+        condition = self.step(name).condition
+        match = re.fullmatch(r"steps\.update\.outputs\.result == '(\w+)'", condition or "")
+        assert match, condition
+        return self.outputs.get("result") == match.group(1)
+
+
+def github(project: Path, tmp_path: Path) -> Path:
+    """A bare clone of the project: its repository on GitHub."""
+    origin = tmp_path / "origin.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(project), str(origin)], check=True)
+    return origin
+
+
+def runner(origin: Path, tmp_path: Path, gh_log: Path) -> Runner:
+    """A new run of the workflow: a fresh checkout of `origin`, a fake gh
+    logging to `gh_log` (open issues: the lines of open-issues beside it)."""
+    checkout, temp, bin_dir = (tmp_path / name for name in ("checkout", "runner-temp", "bin"))
+    subprocess.run(["git", "clone", "-q", str(origin), str(checkout)], check=True)
+    temp.mkdir()
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    env = environment(tmp_path, path=str(bin_dir), RUNNER_TEMP=str(temp), GH_LOG=str(gh_log),
+                      GH_ISSUES=str(gh_log.parent / "open-issues"))
+    steps = run_steps(checkout / UPDATE_WORKFLOW, "update")
+    # Copier's install is the one step not run here: this Python has the pinned Copier
+    assert steps[0].run.strip() == "pip install -r scripts/requirements.txt"
+    assert script_module(checkout).pinned_copier() == _installed_copier()
+    return Runner(origin, checkout, temp, env, steps)
+
+
+def _installed_copier() -> str:
+    from importlib.metadata import version
+    return version("copier")
+
+
+UPDATE, PULL_REQUEST, ISSUE = ("Update on a branch (scripts/template-update)", "Pull request",
+                               "Issue (the update conflicts)")
+
+
+@pytest.mark.full
+def test_workflow_pushes_the_branch_and_opens_a_pull_request_quoting_the_actions(project, upstream, tmp_path):
+    team_edits(project)
+    r = runner(github(project, tmp_path), tmp_path / "monday", tmp_path / "gh.log")
+    result = r.run(UPDATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    branch = "template-update/0.4.0"
+    assert r.outputs == {"result": "pr", "version": "0.4.0", "branch": branch,
+                         "title": "Update the template from 0.2.0 to 0.4.0"}
+    assert r.runs(PULL_REQUEST) and not r.runs(ISSUE)
+    result = r.run(PULL_REQUEST)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert branches(r.origin) == [branch]
+    body = r.temp / BODY
+    assert r.gh_calls == [f"pr create --head {branch} --title {r.outputs['title']} --body-file {body}"]
+    assert_body_quotes_the_new_releases(body.read_text(), upstream)
+    conf = git(r.origin, "show", f"{branch}:{CONF}")
+    assert all(line in conf for line in ("work_mem = 16MB", RELEASE_030[1], RELEASE_040[1])), conf
+    assert git(r.origin, "rev-list", "--count", f"HEAD..{branch}").strip() == "1"
+
+    # next week, the pull request still open: the branch is on GitHub, nothing new
+    again = runner(r.origin, tmp_path / "next-monday", tmp_path / "gh.log")
+    assert again.run(UPDATE).returncode == 0 and again.outputs["result"] == "pr"
+    result = again.run(PULL_REQUEST)
+    assert result.returncode == 0 and "is on GitHub already" in result.stdout, result.stdout + result.stderr
+    assert len(r.gh_calls) == 1, "a second pull request was opened"
+
+
+@pytest.mark.full
+def test_a_conflicting_update_opens_an_issue_and_leaves_no_branch(project, upstream, tmp_path):
+    """The team changed the very line 0.4.0 changes: no branch with markers,
+    an issue that names the file (once, however many weeks it stays open)."""
+    edit(project / CONF, RELEASE_040[0], "log_min_duration_statement = 250ms")
+    commit_all(project, "the team logs more")
+    r = runner(github(project, tmp_path), tmp_path / "monday", tmp_path / "gh.log")
+    before = state(r.checkout)
+    result = r.run(UPDATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    title = "Template update to 0.4.0 needs a hand merge"
+    assert r.outputs == {"result": "issue", "version": "0.4.0", "title": title}
+    assert f"  {CONF}\n" in result.stdout
+    # nothing half-done: no branch, no worktree, the checkout as it was, no markers in it
+    assert branches(r.checkout) == [] and state(r.checkout) == before
+    assert len(git(r.checkout, "worktree", "list").splitlines()) == 1
+    assert not [p for p in project_files(r.checkout) if MARKER_LINE.search(p.read_text(errors="replace"))]
+
+    text = (r.temp / BODY).read_text()
+    assert re.findall(r"^- `(.+)`$", text, re.M) == [CONF], text
+    assert "copier update --defaults --vcs-ref=0.4.0" in text and "pip install -r scripts/requirements.txt" in text
+    assert_body_quotes_the_new_releases(text, upstream)
+
+    assert not r.runs(PULL_REQUEST) and r.runs(ISSUE)
+    result = r.run(ISSUE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert r.gh_calls[-1] == f"issue create --title {title} --body-file {r.temp / BODY}"
+    # next week: the issue is open, none is added
+    Path(r.env["GH_ISSUES"]).write_text(title + "\n")
+    result = r.run(ISSUE)
+    assert result.returncode == 0 and "Already reported" in result.stdout, result.stdout + result.stderr
+    assert [call for call in r.gh_calls if call.startswith("issue create")] == [r.gh_calls[1]]
+    assert branches(r.origin) == []
+
+
+# ---------------------------------------------------------------------------
+# make template-drift
+# ---------------------------------------------------------------------------
+@pytest.mark.full
+def test_drift_says_nothing_on_a_fresh_project(project, tmp_path):
+    result = make.make(project, "-s", "template-drift", env=environment(tmp_path), timeout=300)
+    assert (result.returncode, result.stdout) == (0, ""), result.stdout + result.stderr
+
+
+@pytest.mark.full
+def test_drift_lists_the_template_files_the_team_changed(project, tmp_path):
+    edit(project / CONF, "work_mem = 4MB", "work_mem = 16MB")
+    (project / "docs/api-contract.md").unlink()
+    (project / "scripts/verify").chmod(0o644)
+    # not the template's to compare: the env files (_skip_if_exists), the team's own files
+    with (project / "db/.env").open("a") as env_file:
+        env_file.write("# tuned by the team\n")
+    (project / "back/notes.txt").write_text("ours\n")
+    result = make.make(project, "-s", "template-drift", env=environment(tmp_path), timeout=300)
+    assert result.returncode != 0, result.stdout + result.stderr
+    # the script itself, as CI would run it: status 1, and the same report
+    script = subprocess.run(["scripts/template-update", "drift"], cwd=project, env=environment(tmp_path),
+                            capture_output=True, text=True, timeout=300)
+    assert (script.returncode, script.stdout) == (1, result.stdout), script.stderr
+    listed = re.findall(r"^(changed|deleted|mode changed): (\S+)$", result.stdout, re.M)
+    assert sorted(listed) == [("changed", CONF), ("deleted", "docs/api-contract.md"),
+                              ("mode changed", "scripts/verify")], result.stdout
+    assert "-work_mem = 4MB\n+work_mem = 16MB\n" in result.stdout
+    assert f"--- template/{CONF}\n+++ {CONF}\n" in result.stdout
+    assert "0.2.0" in result.stdout

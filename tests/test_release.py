@@ -210,7 +210,8 @@ def test_cut_moves_unreleased_under_the_new_heading_and_that_commit_is_the_relea
 
 
 def test_cut_of_the_real_changelog_only_adds_the_heading(scratch):
-    original = (REPO / "CHANGELOG.md").read_text()
+    # The real header and releases, with something unreleased whatever main holds today.
+    original = (REPO / "CHANGELOG.md").read_text().replace("## Unreleased\n", "## Unreleased\n\n- **Added**: x.\n", 1)
     (scratch / "CHANGELOG.md").write_text(original)
     result = release(scratch, "cut", "99.0.0")
     assert result.returncode == 0, result.stderr

@@ -102,11 +102,11 @@ INSTALLED_APPS = [
     # This package is also an app: health view, system checks, wait_for_db,
     # verify_architecture.
     "giga",
-    "personas",
     # Django's tasks, queued in the isolated database: the `worker` service
-    # (`manage.py db_worker`, the project package's version of its command)
-    # sends the account mails.
+    # (`manage.py db_worker`, the project package's version of its command,
+    # above) sends the account mails.
     "django_tasks_db",
+    "personas",
 ]
 
 MIDDLEWARE = [

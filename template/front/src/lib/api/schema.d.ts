@@ -18,7 +18,9 @@ export interface paths {
          *     verification on, the new address is mailed a link and replaces the old
          *     one only when it is followed: until then the account keeps an address
          *     that is proven to reach its owner (a typo cannot take password resets
-         *     away). With verification off, it replaces the old one at once.
+         *     away), and that address is told of the request. A newer request, or a
+         *     new password, kills the link. With verification off, it replaces the old
+         *     one at once, and the old one is told.
          */
         post: operations["auth_email_change_create"];
         delete?: never;
@@ -38,7 +40,8 @@ export interface paths {
         put?: never;
         /**
          * @description POST /api/auth/email/verify/ {"key"} -> 200: the address the key was
-         *     mailed to is the account's, verified.
+         *     mailed to is the account's, verified. If it replaces another, that one is
+         *     told (models.Usuario.save).
          */
         post: operations["auth_email_verify_create"];
         delete?: never;
@@ -136,8 +139,9 @@ export interface paths {
         put?: never;
         /**
          * @description POST /api/auth/password/change/ {"old_password", "new_password"} -> 200.
-         *     Every other session (token) of the account is logged out: whoever else
-         *     knew the old password must not keep a way in.
+         *     Every other session (token) of the account is logged out, and every
+         *     pending change of address is cancelled: whoever else knew the old
+         *     password must not keep a way in.
          */
         post: operations["auth_password_change_create"];
         delete?: never;
@@ -177,8 +181,8 @@ export interface paths {
         put?: never;
         /**
          * @description POST /api/auth/password/reset/confirm/ {"uid", "token", "new_password"}
-         *     -> 200. The reset logs every session of the account out, and verifies its
-         *     address (the link reached it).
+         *     -> 200. The new password logs every session of the account out
+         *     (models.Usuario.save), and the address is verified: the link reached it.
          */
         post: operations["auth_password_reset_confirm_create"];
         delete?: never;
@@ -271,7 +275,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         EmailChangeRequest: {
             /** Format: email */
@@ -284,7 +290,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         EmailRequest: {
             /** Format: email */
@@ -305,7 +313,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         LoginRequest: {
             username: string;
@@ -328,7 +338,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         PasswordChangeRequest: {
             old_password: string;
@@ -336,7 +348,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         PasswordResetConfirmRequest: {
             uid: string;
@@ -345,7 +359,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         SignupRequest: {
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
@@ -391,7 +407,9 @@ export interface components {
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
-         *     {"non_field_errors": ["Unknown field(s): is_staff"]}.
+         *     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
+         *     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
+         *     name that login and the rate limits would then read differently.
          */
         VerifyEmailRequest: {
             key: string;

@@ -287,8 +287,10 @@ def test_missing_db_password_fails_fast_naming_it(giga_backend):
 def test_system_check_refuses_another_engine(giga_backend, tmp_path):
     slug = answers(giga_backend.project)["project_slug"]
     # the engine comes from the environment: the settings source does not name it, so only E001 applies
+    # (a whole new entry: Django's own model checks open the other engine, and PostgreSQL's OPTIONS break it)
     (tmp_path / "other_settings.py").write_text(
-        f"import os\nfrom {slug}.settings import *\nDATABASES['default']['ENGINE'] = os.environ['OTHER_ENGINE']\n")
+        f"import os\nfrom {slug}.settings import *\n"
+        "DATABASES['default'] = {'ENGINE': os.environ['OTHER_ENGINE'], 'NAME': ':memory:'}\n")
     result = giga_backend.manage("check", env={"DJANGO_SETTINGS_MODULE": "other_settings",
                                                "OTHER_ENGINE": "django.db.backends.sqlite3",
                                                "PYTHONPATH": f"{tmp_path}:{giga_backend.dir}"})

@@ -160,7 +160,7 @@ def test_cluster_runs_the_minor_of_the_db_image(variant):
     db, base = variant
     official = re.search(r"^FROM postgres:(\d+\.\d+)-(\w+)$", (db / "Dockerfile").read_text(), re.M)
     image = one(yaml_documents(base), "Cluster")["spec"]["imageName"]
-    assert image == f"ghcr.io/cloudnative-pg/postgresql:{official[1]}-system-{official[2]}"
+    assert image == f"ghcr.io/cloudnative-pg/postgresql:{official[1]}-standard-{official[2]}"
 
 
 def test_domain_accepts_host_names(jinja_template):

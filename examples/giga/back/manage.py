@@ -5,7 +5,7 @@ import os
 import sys
 
 
-def main() -> None:
+def main():
     """Run administrative tasks."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "giga.settings")
     try:

@@ -6,9 +6,8 @@ class PersonasConfig(AppConfig):
     name = "personas"
     verbose_name = "Personas"
 
-    def ready(self) -> None:
-        from . import checks as personas_checks
-        from . import ratelimit
+    def ready(self):
+        from . import checks as personas_checks, ratelimit
 
         checks.register(ratelimit.check_rates)
         checks.register(ratelimit.check_trusted_proxies)

@@ -12,26 +12,24 @@ logged and tried again later, ATTEMPTS times in all.
 import logging
 import smtplib
 from datetime import timedelta
-from typing import Any
 
-from django.core.mail import EmailMessage
-from django.tasks import Task, task
+from django.tasks import task
 from django.utils import timezone
 
 from . import mails
-from .models import Usuario, UsuarioQuerySet
+from .models import Usuario
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 
 
-def retry_delay(attempt: int) -> timedelta:
+def retry_delay(attempt):
     """1, 4, 16, 64 minutes after the 1st, 2nd, 3rd and 4th failure."""
     return timedelta(minutes=4 ** (attempt - 1))
 
 
-def deliver(mail_task: Task[..., None], message: EmailMessage, attempt: int, **arguments: Any) -> None:
+def deliver(mail_task, message, attempt, **arguments):
     try:
         message.send()
     except (smtplib.SMTPException, OSError) as exc:
@@ -46,12 +44,12 @@ def deliver(mail_task: Task[..., None], message: EmailMessage, attempt: int, **a
             logger.error("Could not send %r to %s (%s); gave up after %d tries", subject, to, exc, attempt)
 
 
-def _active() -> UsuarioQuerySet:
-    return Usuario.objects.get_queryset().filter(is_active=True).order_by("pk")
+def _active():
+    return Usuario.objects.filter(is_active=True).order_by("pk")
 
 
 @task
-def mail_password_reset(email: str, attempt: int = 1) -> None:
+def mail_password_reset(email, attempt=1):
     """One mail to the address, whatever the number of accounts that use it."""
     users = [user for user in _active().with_email(email) if user.has_usable_password()]
     if users:
@@ -59,7 +57,7 @@ def mail_password_reset(email: str, attempt: int = 1) -> None:
 
 
 @task
-def mail_verification(email: str, user_id: int | None = None, attempt: int = 1) -> None:
+def mail_verification(email, user_id=None, attempt=1):
     """A link that verifies `email` for the account `user_id` (a new address,
     or the one it signed up with); without `user_id`, for every account at
     `email` that awaits verification."""
@@ -74,7 +72,7 @@ def mail_verification(email: str, user_id: int | None = None, attempt: int = 1) 
 
 
 @task
-def mail_email_change_requested(user_id: int, new_email: str, attempt: int = 1) -> None:
+def mail_email_change_requested(user_id, new_email, attempt=1):
     user = _active().filter(pk=user_id).first()
     if user is not None:
         deliver(mail_email_change_requested, mails.email_change_requested(user, new_email), attempt,
@@ -82,7 +80,7 @@ def mail_email_change_requested(user_id: int, new_email: str, attempt: int = 1) 
 
 
 @task
-def mail_email_changed(user_id: int, old_email: str, attempt: int = 1) -> None:
+def mail_email_changed(user_id, old_email, attempt=1):
     user = Usuario.objects.filter(pk=user_id).first()
     if user is not None:
         deliver(mail_email_changed, mails.email_changed(user, old_email), attempt,

@@ -10,11 +10,8 @@
 import ast
 import importlib.util
 import sys
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
@@ -22,10 +19,8 @@ POSTGRESQL_ENGINE = "django.db.backends.postgresql"
 FORBIDDEN_WORD = "sqlite"
 
 
-def check_database_engine(app_configs: Sequence[AppConfig] | None = None,
-                          database_settings: Mapping[str, Mapping[str, Any]] | None = None,
-                          **kwargs: Any) -> list[checks.CheckMessage]:
-    errors: list[checks.CheckMessage] = []
+def check_database_engine(app_configs=None, database_settings=None, **kwargs):
+    errors = []
     for alias, database in (database_settings or settings.DATABASES).items():
         engine = database.get("ENGINE", "")
         if engine != POSTGRESQL_ENGINE:
@@ -42,8 +37,8 @@ def check_database_engine(app_configs: Sequence[AppConfig] | None = None,
     return errors
 
 
-def check_settings_sources(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    errors: list[checks.CheckMessage] = []
+def check_settings_sources(app_configs=None, **kwargs):
+    errors = []
     for path in settings_source_files():
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -65,15 +60,14 @@ def check_settings_sources(app_configs: Sequence[AppConfig] | None = None, **kwa
     return errors
 
 
-def settings_source_files(module_name: str | None = None) -> list[Path]:
+def settings_source_files(module_name=None):
     """The source files of the settings module and of the modules of its
     package that it imports (e.g. production.py -> settings.py), recursively."""
     module_name = module_name or getattr(settings, "SETTINGS_MODULE", None)
     if not module_name:
         return []
     package_root = module_name.partition(".")[0]
-    seen: set[str] = set()
-    pending, files = [module_name], []
+    seen, pending, files = set(), [module_name], []
     while pending:
         name = pending.pop()
         if name in seen:
@@ -83,11 +77,13 @@ def settings_source_files(module_name: str | None = None) -> list[Path]:
         if path is None:
             continue
         files.append(path)
-        pending.extend(imported for imported in _imports(path, name) if imported.partition(".")[0] == package_root)
+        for imported in _imports(path, name):
+            if imported.partition(".")[0] == package_root:
+                pending.append(imported)
     return files
 
 
-def _source_of(module_name: str) -> Path | None:
+def _source_of(module_name):
     module = sys.modules.get(module_name)
     filename = getattr(module, "__file__", None)
     if filename is None:
@@ -101,7 +97,7 @@ def _source_of(module_name: str) -> Path | None:
     return Path(filename)
 
 
-def _imports(path: Path, module_name: str) -> list[str]:
+def _imports(path, module_name):
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
@@ -109,7 +105,7 @@ def _imports(path: Path, module_name: str) -> list[str]:
     package = module_name.rpartition(".")[0]
     if path.name == "__init__.py":
         package = module_name
-    names: list[str] = []
+    names = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)

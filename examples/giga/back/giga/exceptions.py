@@ -1,10 +1,9 @@
 """JSON errors: `{"detail": "..."}` for the API, whatever went wrong."""
 
 import logging
-from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
@@ -14,7 +13,7 @@ from rest_framework.views import exception_handler
 logger = logging.getLogger(__name__)
 
 
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+def api_exception_handler(exc, context):
     """DRF's handler, plus: the database being unreachable is a 503, not a 500."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("Database unavailable during %s: %s", context["request"].path, exc)
@@ -25,17 +24,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return exception_handler(exc, context)
 
 
-def _is_api(request: HttpRequest) -> bool:
+def _is_api(request):
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def not_found(request, exception=None):
     if _is_api(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request: HttpRequest) -> HttpResponse:
+def server_error(request):
     if _is_api(request):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)
@@ -58,7 +57,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 VALIDATION_ERROR = {"$ref": "#/components/schemas/ValidationError"}
 
 
-def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+def error_responses(*codes):
     """extend_schema(responses=...) entries for these error status codes."""
     return {
         code: OpenApiResponse(

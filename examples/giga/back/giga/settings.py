@@ -17,7 +17,6 @@ Production: giga/production.py imports this module and hardens it.
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -34,7 +33,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DB_SERVICE = "giga-db"
 
 
-def required(name: str) -> str:
+def required(name):
     """The value of environment variable `name`; fail fast, naming it, if missing or empty."""
     value = os.environ.get(name, "")
     if not value:
@@ -45,12 +44,12 @@ def required(name: str) -> str:
     return value
 
 
-def env_list(name: str, default: str) -> list[str]:
+def env_list(name, default):
     """A comma-separated list from the environment, blanks removed."""
     return [item.strip() for item in env.str(name, default).split(",") if item.strip()]
 
 
-def required_list(name: str) -> list[str]:
+def required_list(name):
     """env_list(name) with no default: fail fast, naming it, if it lists nothing."""
     items = env_list(name, "")
     if not items:
@@ -151,7 +150,7 @@ WSGI_APPLICATION = "giga.wsgi.application"
 DB_POOL = env.bool("DB_POOL", False)
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", 3)
 
-DATABASES: dict[str, dict[str, Any]] = {
+DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": env.str("DB_HOST", DB_SERVICE),
@@ -229,14 +228,14 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", ADMIN_EMAIL)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 
-def mailer_from_url(url: str) -> dict[str, Any]:
+def mailer_from_url(url):
     """A MAILERS entry from an EMAIL_URL."""
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
     if parts.scheme == "console":
         return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
-    schemes: dict[str, dict[str, bool]] = {
+    schemes = {
         "smtp": {},
         "smtp+tls": {"use_tls": True},
         "smtps": {"use_ssl": True},
@@ -245,7 +244,7 @@ def mailer_from_url(url: str) -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"EMAIL_URL must start with smtp://, smtp+tls://, smtps:// or console:// (got {parts.scheme}://)"
         )
-    options: dict[str, Any] = {
+    options = {
         "host": parts.hostname or "localhost",
         "port": parts.port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[parts.scheme],
         "timeout": 10,
@@ -369,7 +368,7 @@ API_DOCS_PUBLIC = env.bool("DJANGO_API_DOCS_PUBLIC", DEBUG)
 # ---------------------------------------------------------------------------
 # Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`
 # ---------------------------------------------------------------------------
-LOGGING: dict[str, Any] = {
+LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

@@ -3,7 +3,6 @@ to the frontend's page (settings.FRONTEND_URL) that calls the API. Each
 function builds one message; tasks.py sends it, off the request path.
 """
 
-from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,29 +11,28 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 
 from . import tokens
-from .models import Usuario
 
 
-def _lifetime() -> str:
+def _lifetime():
     now = timezone.now()
     return timeuntil(now + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT), now)
 
 
-def _message(to: str, subject: str, body: str) -> EmailMessage:
+def _message(to, subject, body):
     return EmailMessage(f"[{settings.PROJECT_NAME}] {subject}", body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def _accounts(users: Sequence[Usuario], link: Callable[[Usuario], str]) -> str:
+def _accounts(users, link):
     """The link, or, when several accounts share the address, each account's."""
     if len(users) == 1:
         return link(users[0])
     return "\n\n".join(f"{user.get_username()}:\n{link(user)}" for user in users)
 
 
-def password_reset(users: Sequence[Usuario]) -> EmailMessage:
+def password_reset(users):
     """One mail to the address that `users` share."""
 
-    def link(user: Usuario) -> str:
+    def link(user):
         return f"{settings.FRONTEND_URL}/reset/{tokens.encode_uid(user)}/{tokens.password_reset_token.make_token(user)}"
 
     return _message(
@@ -48,10 +46,10 @@ def password_reset(users: Sequence[Usuario]) -> EmailMessage:
     )
 
 
-def verification(users: Sequence[Usuario], to: str) -> EmailMessage:
+def verification(users, to):
     """One mail to `to`, with a link that makes it the address of each of `users`."""
 
-    def link(user: Usuario) -> str:
+    def link(user):
         return f"{settings.FRONTEND_URL}/verify/{tokens.verification_key(user, to)}"
 
     return _message(
@@ -65,7 +63,7 @@ def verification(users: Sequence[Usuario], to: str) -> EmailMessage:
     )
 
 
-def email_change_requested(user: Usuario, new_email: str) -> EmailMessage:
+def email_change_requested(user, new_email):
     """To the address the account still has: someone asked to move it."""
     return _message(
         user.email,
@@ -78,7 +76,7 @@ def email_change_requested(user: Usuario, new_email: str) -> EmailMessage:
     )
 
 
-def email_changed(user: Usuario, old_email: str) -> EmailMessage:
+def email_changed(user, old_email):
     """To the address the account had: it is no longer its address."""
     return _message(
         old_email,

@@ -43,7 +43,8 @@ def test_db_compose_service(versioned_project):
     assert service["container_name"] == f"{a['project_slug']}_db_dev"
     assert service["build"] == "." and service["env_file"] == ".env"
     data_path = "/var/lib/postgresql" if int(a["postgres_version"]) >= 18 else "/var/lib/postgresql/data"
-    assert service["volumes"] == [f"db_data:{data_path}", "./backups:/backups"]
+    assert service["volumes"] == [f"db_data:{data_path}", "./backups:/backups", "db_pgbackrest:/var/lib/pgbackrest",
+                                  "db_socket:/var/run/postgresql"]
     # one volume per major: a new major starts on an empty one, the old one stays (make db-upgrade)
     assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"] == \
         f"{a['project_slug']}_db_data_{a['postgres_version']}"
@@ -153,7 +154,8 @@ def test_db_container_gets_the_documented_names(default_project):
     assert (env["POSTGRES_USER"], env["POSTGRES_DB"], env["APP_DB_USER"]) == ("postgres", "giga", "giga_user")
     # the names come from the answers, in the compose file; db/.env holds secrets and team settings
     assert set(dotenv.load(default_project / "db/.env")) == {
-        "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "MONITOR_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL"}
+        "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "MONITOR_DB_PASSWORD", "BACKUP_KEEP", "BACKUP_INTERVAL",
+        "PGBACKREST_REPO1_CIPHER_PASS", "PHYSICAL_BACKUP_INTERVAL"}
 
 
 def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
@@ -165,16 +167,19 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 
 
 BACKUP_SCRIPTS = ("backup", "list-backups", "restore")
-DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from")  # upgrade-from: see make db-upgrade
+# upgrade-from: see make db-upgrade; the physical ones: test_db_pitr.py
+DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from", "backup-physical", "list-backups-physical", "pitr")
 # The `backup` profile's command, not run by hand.
 SCHEDULED_BACKUP = "backup-every"
+SCHEDULED_PHYSICAL_BACKUP = "backup-physical-every"
 
 
 def test_backup_scripts_are_installed_in_the_image(versioned_project):
     """db/bin/ is copied, executable, onto the image's PATH, for `docker exec <db> backup`."""
     db_dir = versioned_project / "db"
-    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted([*DB_SCRIPTS, SCHEDULED_BACKUP])
-    for name in (*DB_SCRIPTS, SCHEDULED_BACKUP):
+    scripts = (*DB_SCRIPTS, SCHEDULED_BACKUP, SCHEDULED_PHYSICAL_BACKUP)
+    assert sorted(p.name for p in (db_dir / "bin").iterdir()) == sorted(scripts)
+    for name in scripts:
         assert os.stat(db_dir / "bin" / name).st_mode & stat.S_IXUSR, name
     assert "COPY --chmod=0755 bin/ /usr/local/bin/" in (db_dir / "Dockerfile").read_text().splitlines()
 
@@ -280,7 +285,7 @@ def test_db_build_context_holds_what_the_image_copies_and_no_secret_or_dump(defa
     db_dir = default_project / "db"
     copied = {source.rstrip("/") for keyword, arguments in dockerfile_stages(db_dir / "Dockerfile")[""].instructions
               if keyword == "COPY" for source in arguments.split()[:-1] if not source.startswith("--")}
-    assert copied == {"postgresql.conf", "pg_hba.conf", "init", "bin"}
+    assert copied == {"postgresql.conf", "pg_hba.conf", "pgbackrest.conf", "init", "bin"}
     for name in copied:
         assert in_build_context(db_dir, name), name
     for name in (".env", ".env.example", "backups", "README.md", "docker-compose.yml"):
@@ -365,13 +370,15 @@ def test_optional_services_are_in_their_profiles_only(versioned_project):
     db_name, db = compose.db_service(versioned_project)
     services = compose.load(versioned_project / "db/docker-compose.yml")["services"]
     assert {name: service.get("profiles") for name, service in services.items()} == {
-        db_name: None, "exporter": ["monitoring"], "backup": ["backup"]}
+        db_name: None, "exporter": ["monitoring"], "backup": ["backup"], "backup-physical": ["backup-physical"]}
     for profile, (name, service) in compose.profile_services(versioned_project).items():
         assert service["depends_on"] == {db_name: {"condition": "service_healthy"}}, name
         assert service["cap_drop"] == ["ALL"] and service["read_only"] is True, name
         assert service["security_opt"] == ["no-new-privileges:true"], name
         assert re.fullmatch(r"[1-9]\d*m", service["mem_limit"]) and service["restart"] == "unless-stopped", name
-        assert "env_file" not in service, f"{name} must get only the values it needs, not all of db/.env"
+        # backup-physical reads the data volume, which holds all that db/.env protects (test_db_pitr.py)
+        assert profile == "backup-physical" or "env_file" not in service, \
+            f"{name} must get only the values it needs, not all of db/.env"
 
 
 def test_exporter_logs_in_as_the_monitoring_role_to_the_db_service(versioned_project):
@@ -410,12 +417,12 @@ def test_optional_services_reach_the_db_off_the_shared_network(example):
     services = compose.topology(example)
     private = f"{a['project_slug']}_db_default"
     assert set(services[a["db_service"]]) == {a["network_name"], private}
-    for name in ("exporter", "backup"):
+    for name in ("exporter", "backup", "backup-physical"):
         assert set(services[name]) == {private}, name
         assert compose.resolves(services, name, a["db_service"]) == {a["db_service"]}, name
         assert compose.resolves(services, name, "backend") == set(), name
     assert {name for name, networks in services.items() if private in networks} == {
-        a["db_service"], "exporter", "backup"}
+        a["db_service"], "exporter", "backup", "backup-physical"}
 
 
 def test_every_interpolated_variable_is_set_in_db_env_and_its_example(versioned_project):

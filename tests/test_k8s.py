@@ -5,7 +5,7 @@ Quick tier: what is rendered, and the database's settings against
 db/postgresql.conf. Full tier: `kubectl kustomize` builds each overlay, every
 object passes its schema, and the objects keep the architecture (network
 policies, security contexts, secrets, images, migrations, routing, the task
-worker).
+worker, backups through the Barman Cloud plugin).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,32 @@ def service(objects: list[dict], component: str) -> dict:
              and o["metadata"]["labels"]["app.kubernetes.io/component"] == component]
     assert len(found) == 1, found
     return found[0]
+
+
+def readme_secrets(readme: str, k8s_dir: Path) -> dict[str, set[str]]:
+    """name -> keys of the Secrets the README's `kubectl create secret generic`
+    commands make: --from-literal keys, and the keys of the example of each
+    --from-env-file (the file the team fills in is a copy of it)."""
+    secrets = {}
+    for command in re.findall(r"create secret generic (\S+)((?:[^\n]*\\\n)*[^\n]*)", readme):
+        name, arguments = command
+        keys = set(re.findall(r"--from-literal=([\w.-]+)=", arguments))
+        for env_file in re.findall(r"--from-env-file=(\S+)", arguments):
+            keys |= set(dotenv.load(k8s_dir / f"{env_file}.example"))
+        secrets[name] = keys
+    return secrets
+
+
+def secret_key_refs(obj: object) -> list[dict]:
+    """Every {name, key} reference to a Secret's key in an object (secretKeyRef,
+    and CloudNativePG's and the plugin's SecretKeySelectors)."""
+    if isinstance(obj, dict):
+        if set(obj) == {"name", "key"}:
+            return [obj]
+        return [ref for key, value in obj.items() if key != "configMapKeyRef" for ref in secret_key_refs(value)]
+    if isinstance(obj, list):
+        return [ref for value in obj for ref in secret_key_refs(value)]
+    return []
 
 
 def conf_settings(path: Path) -> dict[str, str]:
@@ -133,7 +160,7 @@ def test_cluster_runs_the_minor_of_the_db_image(variant):
     db, base = variant
     official = re.search(r"^FROM postgres:(\d+\.\d+)-(\w+)$", (db / "Dockerfile").read_text(), re.M)
     image = one(yaml_documents(base), "Cluster")["spec"]["imageName"]
-    assert image == f"ghcr.io/cloudnative-pg/postgresql:{official[1]}-system-{official[2]}"
+    assert image == f"ghcr.io/cloudnative-pg/postgresql:{official[1]}-standard-{official[2]}"
 
 
 def test_domain_accepts_host_names(jinja_template):
@@ -156,14 +183,38 @@ def built(k8s_project) -> dict[str, list[dict]]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_object_passes_its_schema(built, overlay):
     """Built-in kinds against Kubernetes' OpenAPI schemas (kubernetes-validate),
-    CloudNativePG's against its 1.30 CRDs; unknown fields are errors, as with
-    `kubectl apply`."""
+    CloudNativePG's against its 1.30 CRDs, the ObjectStore against the Barman
+    Cloud plugin's 0.14 CRD; unknown fields are errors, as with `kubectl apply`."""
     objects = built[overlay]
-    assert {"Cluster", "ScheduledBackup", "Database", "Deployment", "Service", "PodDisruptionBudget", "Job",
-            "NetworkPolicy", "Ingress", "ConfigMap", "Namespace"} == {o["kind"] for o in objects}
+    assert {"Cluster", "ObjectStore", "ScheduledBackup", "Database", "Deployment", "Service", "PodDisruptionBudget",
+            "Job", "NetworkPolicy", "Ingress", "ConfigMap", "Namespace"} == {o["kind"] for o in objects}
     errors = {f"{o['kind']}/{o['metadata']['name']}": k8s.schema_errors(o) for o in objects}
     assert {name: e for name, e in errors.items() if e} == {}
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {f"giga-{overlay}"}
+
+
+@pytest.mark.full
+def test_the_plugins_schema_refuses_what_the_api_server_would(built):
+    """The ObjectStore's validation is not blind: an unknown field, the
+    retention where the in-tree API had it, a compression the plugin does not
+    know, no destination, a version the CRD does not serve: all errors."""
+    store = one(built["production"], "ObjectStore")
+    assert k8s.schema_errors(store) == []
+
+    def broken(change) -> dict:
+        copy = json.loads(json.dumps(store))
+        change(copy)
+        return copy
+
+    cases = {
+        "unknown field": lambda o: o["spec"]["configuration"].update(bucket="x"),
+        "retention in configuration": lambda o: o["spec"]["configuration"].update(retentionPolicy="30d"),
+        "retention without a unit": lambda o: o["spec"].update(retentionPolicy="30"),
+        "compression": lambda o: o["spec"]["configuration"]["data"].update(compression="zstd"),
+        "no destination": lambda o: o["spec"]["configuration"].pop("destinationPath"),
+        "version": lambda o: o.update(apiVersion="barmancloud.cnpg.io/v2"),
+    }
+    assert [name for name, change in cases.items() if not k8s.schema_errors(broken(change))] == []
 
 
 @pytest.mark.full
@@ -246,8 +297,10 @@ def test_network_policies_enforce_the_architecture(built, overlay):
     controller = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
     operator = Pod("cnpg-system", {"app.kubernetes.io/name": "cloudnative-pg"})
     dns = Pod("kube-system", {"k8s-app": "kube-dns"})
-    # An SMTP server outside the cluster: no policy guards its ingress.
+    # An SMTP server and the backups' object store, outside the cluster: no
+    # policy guards their ingress.
     mail_server = Pod("the-internet")
+    object_store = Pod("the-internet", {"role": "object-store"})
     smtp_ports = [25, 465, 587]
     backend_port = service(objects, "backend")["spec"]["ports"][0]["port"]
     frontend_port = service(objects, "frontend")["spec"]["ports"][0]["port"]
@@ -263,7 +316,10 @@ def test_network_policies_enforce_the_architecture(built, overlay):
                (controller, backend, backend_port), (operator, primary, 8000), (operator, primary, 5432),
                (replica, primary, 5432), (primary, replica, 8000),
                (worker, primary, 5432), (worker, replica, 5432), *[(worker, mail_server, port) for port in smtp_ports],
-               (backend, mail_server, 587), (backend, mail_server, 465)]
+               (backend, mail_server, 587), (backend, mail_server, 465),
+               # The Barman Cloud plugin's sidecar, in each instance's pod,
+               # uploads WAL files and base backups over HTTPS.
+               (primary, object_store, 443), (replica, object_store, 443)]
     denied = [*[(source, db, port) for source in (frontend, controller, stranger, unlabeled, elsewhere, operator)
                 for db in (primary, replica) for port in db_ports if (source, port) not in
                 [(operator, 8000), (operator, 5432)]],
@@ -283,7 +339,8 @@ def test_network_policies_enforce_the_architecture(built, overlay):
                 for port in (backend_port, frontend_port, 80)],
               *[(worker, db, port) for db in (primary, replica) for port in (8000, 9187)],
               *[(worker, mail_server, port) for port in (80, 443, 2525)],
-              *[(source, mail_server, port) for source in (frontend, migrate, stranger) for port in smtp_ports]]
+              *[(source, mail_server, port) for source in (frontend, migrate, stranger) for port in smtp_ports],
+              *[(source, object_store, 443) for source in (backend, frontend, migrate, worker, stranger)]]
     assert [case for case in allowed if not reachable(objects, *case)] == []
     assert [case for case in denied if reachable(objects, *case)] == []
     for pod in (backend, frontend, migrate, worker, primary, unlabeled):
@@ -341,10 +398,104 @@ def test_objects_reference_each_other(built, k8s_project, overlay):
                     secrets.add(source["secretRef"]["name"])
             secrets |= {e["valueFrom"]["secretKeyRef"]["name"] for e in container.get("env", []) if "valueFrom" in e}
     cluster = one(objects, "Cluster")["spec"]
-    secrets |= {cluster["bootstrap"]["initdb"]["secret"]["name"],
-                cluster["backup"]["barmanObjectStore"]["s3Credentials"]["accessKeyId"]["name"]}
+    secrets.add(cluster["bootstrap"]["initdb"]["secret"]["name"])
+    secrets |= {ref["name"] for ref in secret_key_refs(one(objects, "ObjectStore")["spec"])}
     readme = (k8s_project / "deploy/k8s/README.md").read_text()
     assert set(re.findall(r"create secret generic (\S+)", readme)) == secrets
+
+
+PLUGIN = "barman-cloud.cloudnative-pg.io"
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_backups_go_through_the_barman_cloud_plugin(built, overlay):
+    """The Cluster archives its WAL through the plugin, to an ObjectStore of
+    the same build, and no longer through the in-tree
+    `backup.barmanObjectStore` (both at once would be refused); the store
+    keeps 30 days, compressed; the nightly ScheduledBackup asks the plugin."""
+    objects = built[overlay]
+    cluster = one(objects, "Cluster")
+    spec = cluster["spec"]
+    assert "barmanObjectStore" not in spec.get("backup", {})
+    assert "retentionPolicy" not in spec.get("backup", {}), "the ObjectStore's now"
+    assert [c for c in spec.get("externalClusters", []) if "barmanObjectStore" in c] == []
+    [archiver] = [p for p in spec["plugins"] if p.get("isWALArchiver")]
+    assert archiver["name"] == PLUGIN and archiver.get("enabled", True)
+    stores = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ObjectStore"}
+    assert archiver["parameters"]["barmanObjectName"] in stores, "no such ObjectStore in the build"
+    store = stores[archiver["parameters"]["barmanObjectName"]]
+    assert store["metadata"]["namespace"] == cluster["metadata"]["namespace"]
+    # The archive goes under the cluster's name, where the in-tree one wrote.
+    assert "serverName" not in archiver["parameters"] and "serverName" not in store["spec"]["configuration"]
+    assert store["spec"]["retentionPolicy"] == "30d"
+    configuration = store["spec"]["configuration"]
+    assert (configuration["wal"]["compression"], configuration["data"]["compression"]) == ("gzip", "gzip")
+    assert configuration["destinationPath"] == f"s3://giga-db-backups/{overlay}/"
+    [nightly] = [o for o in objects if o["kind"] == "ScheduledBackup"]
+    assert nightly["spec"]["cluster"]["name"] == cluster["metadata"]["name"]
+    assert nightly["spec"]["method"] == "plugin"
+    assert nightly["spec"]["pluginConfiguration"]["name"] == archiver["name"]
+    assert nightly["spec"]["schedule"] == "0 0 3 * * *"
+
+
+@pytest.mark.full
+def test_each_environment_archives_to_its_own_path(built):
+    """Two clusters archiving to the same place would overwrite each other's
+    WAL: staging and production have their own destination."""
+    paths = [one(built[overlay], "ObjectStore")["spec"]["configuration"]["destinationPath"] for overlay in OVERLAYS]
+    assert len(set(paths)) == len(OVERLAYS)
+    assert not any(a.startswith(b) for a in paths for b in paths if a != b)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_secret_key_referenced_is_one_the_readme_creates(built, k8s_project, overlay):
+    """The object store's credentials, the database password and every
+    secretKeyRef name a key of a Secret that deploy/k8s/README.md creates
+    (--from-literal, or the keys of the env file's example)."""
+    objects = built[overlay]
+    root = k8s_project / "deploy/k8s"
+    created = readme_secrets((root / "README.md").read_text(), root)
+    store = one(objects, "ObjectStore")
+    credentials = secret_key_refs(store["spec"]["configuration"]["s3Credentials"])
+    assert len(credentials) == 2
+    references = [*credentials, *(ref for o in objects if o["kind"] in ("Deployment", "Job")
+                                  for ref in secret_key_refs(k8s.containers(o)))]
+    bootstrap = one(objects, "Cluster")["spec"]["bootstrap"]["initdb"]["secret"]["name"]
+    references += [{"name": bootstrap, "key": "username"}, {"name": bootstrap, "key": "password"}]
+    assert [ref for ref in references if ref["key"] not in created.get(ref["name"], set())] == []
+
+
+def readme_restore(readme: str) -> dict:
+    """The Cluster of the README's restore example."""
+    [block] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "recovery:" in b]
+    return yaml.safe_load(textwrap.dedent(block))
+
+
+@pytest.mark.full
+def test_the_readme_restores_from_the_plugins_archive(built, k8s_project):
+    """The README's recovery is a valid Cluster that reads, through the
+    plugin, the ObjectStore and the directory the running cluster archives
+    to, on the same image, and gives the app's owner the password the
+    backend has."""
+    objects = built["production"]
+    cluster, store = one(objects, "Cluster"), one(objects, "ObjectStore")
+    restored = readme_restore((k8s_project / "deploy/k8s/README.md").read_text())
+    assert k8s.schema_errors(restored) == []
+    spec = restored["spec"]
+    assert restored["metadata"]["name"] != cluster["metadata"]["name"]
+    assert "managed" not in spec, "the running cluster holds the Service's name"
+    assert spec["imageName"] == cluster["spec"]["imageName"]
+    recovery = spec["bootstrap"]["recovery"]
+    [source] = [c for c in spec["externalClusters"] if c["name"] == recovery["source"]]
+    assert "barmanObjectStore" not in source
+    assert source["plugin"]["name"] == PLUGIN
+    assert source["plugin"]["parameters"] == {"barmanObjectName": store["metadata"]["name"],
+                                              "serverName": cluster["metadata"]["name"]}
+    initdb = cluster["spec"]["bootstrap"]["initdb"]
+    assert {key: recovery[key] for key in ("database", "owner", "secret")} == \
+        {key: initdb[key] for key in ("database", "owner", "secret")}
 
 
 @pytest.mark.full
@@ -474,7 +625,7 @@ def test_migrations_run_once_before_the_rollout(built, k8s_project, overlay):
     selector = re.search(r"kubectl apply -k \. -l '(\S+) notin \(([^)]*)\)'", readme)
     key, excluded = selector[1], selector[2].split(",")
     first = [o for o in objects if o["metadata"].get("labels", {}).get(key) not in excluded]
-    assert job in first and one(objects, "Cluster") in first
+    assert job in first and one(objects, "Cluster") in first and one(objects, "ObjectStore") in first
     assert not [o for o in first if o["kind"] == "Deployment"]
     steps = [readme.index(selector[0]), readme.index("wait --for=condition=complete job/"),
              readme.index("kubectl apply -k .\n")]

@@ -100,7 +100,8 @@ def every_production_service(project: Path) -> dict[str, dict]:
 
 def test_every_service_has_a_healthcheck_a_memory_limit_a_restart_policy_and_rotated_logs(project):
     services = every_production_service(project)
-    assert {"db/exporter", "db/backup", "migrate", "backend", "worker", "frontend", "caddy"} <= set(services)
+    assert {"db/exporter", "db/backup", "db/backup-physical", "migrate", "backend", "worker", "frontend",
+            "caddy"} <= set(services)
     for name, service in services.items():
         assert re.fullmatch(r"[1-9]\d*[mg]", str(service.get("mem_limit"))), name
         assert service.get("logging", {}).get("driver") == "json-file", name
@@ -237,7 +238,8 @@ def test_acme_email_defaults_to_admin_email_when_a_certificate_authority_would_t
 
 
 def test_make_runs_the_production_commands_in_order(project):
-    db_compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "--profile", "backup"]
+    db_compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "--profile", "backup",
+                  "--profile", "backup-physical"]
     db = ["cd", "db", "&&", *db_compose]
     stack = ["docker", "compose", "-f", PROD]
     # `up` through scripts/compose-up, which explains a missing network or a taken port

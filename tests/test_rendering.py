@@ -160,7 +160,7 @@ def test_secrets_are_long_random_and_distinct(render, default_project):
     for name, value in first.items():
         assert re.fullmatch(r"[0-9a-f]{64}", value), f"{name} is not 32 random bytes in hex: {value!r}"
         assert value != again[name], f"{name} repeats across renders"
-    assert len(set(first.values())) == len(first) == 3, "each role has its own password"
+    assert len(set(first.values())) == len(first) == 4, "each role has its own password, the backups their passphrase"
 
 
 def test_secrets_never_reach_the_answers_file(default_project):
@@ -359,7 +359,7 @@ def all_services(project: Path) -> dict[str, dict]:
 
 def test_every_service_runs_with_no_new_privileges(example):
     services = all_services(example)
-    assert len(services) == 7
+    assert len(services) == 8
     for name, service in services.items():
         assert "no-new-privileges:true" in service.get("security_opt", []), name
 
@@ -406,7 +406,7 @@ def test_env_names_agree_across_files(example):
     read = set()
     for script in (example / "db/init").iterdir():
         text = script.read_text()
-        read |= set(re.findall(r"\$\{?([A-Z_]+)", text)) | set(re.findall(r"^\\getenv \w+ (\w+)$", text, re.M))
+        read |= set(re.findall(r"\$\{?([A-Z_][A-Z0-9_]*)", text)) | set(re.findall(r"^\\getenv \w+ (\w+)$", text, re.M))
     assert {"APP_DB_USER", "APP_DB_PASSWORD", "POSTGRES_DB"} <= read
     for variable in read:
         assert variable in db_env, f"an init script reads {variable}, which the db container does not get"
@@ -459,7 +459,8 @@ def test_ci_runs_the_readmes_test_command():
 # ---------------------------------------------------------------------------
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
-FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "psql", "db-stats", "db-upgrade", "api-types", "logs",
+FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "db-backup-physical",
+        "db-backups-physical", "db-pitr", "psql", "db-stats", "db-upgrade", "api-types", "logs",
         "down", "prod-db-up", "prod-up", "prod-logs", "prod-down", "template-update", "template-drift"]
 
 
@@ -722,8 +723,9 @@ def test_env_files_writes_the_missing_ones_from_their_examples(fake_docker):
             else:
                 assert written[key] == value, (env_file, key)
     assert back["DB_PASSWORD"] == db["APP_DB_PASSWORD"]
-    secrets = [db["POSTGRES_PASSWORD"], db["APP_DB_PASSWORD"], db["MONITOR_DB_PASSWORD"], back["DJANGO_SECRET_KEY"]]
-    assert len(set(secrets)) == 4 and len(back["DJANGO_SECRET_KEY"]) >= 50
+    secrets = [db["POSTGRES_PASSWORD"], db["APP_DB_PASSWORD"], db["MONITOR_DB_PASSWORD"],
+               db["PGBACKREST_REPO1_CIPHER_PASS"], back["DJANGO_SECRET_KEY"]]
+    assert len(set(secrets)) == 5 and len(back["DJANGO_SECRET_KEY"]) >= 50
     # masked in GitHub's log before use, each new one once
     assert sorted(re.findall(r"^::add-mask::(\S+)$", result.stdout, re.M)) == sorted(secrets)
     assert "db/.env: written from db/.env.example (mode 0600); new POSTGRES_PASSWORD" in result.stdout

@@ -267,7 +267,7 @@ def team_edits(project: Path) -> dict[str, list[str]]:
     edits = {
         f"back/{slug}/settings.py": [
             ('    "personas",\n]', '    "personas",\n    "reports",\n]'),  # a new app
-            ("\nLOGGING = {", '\n# The title of the weekly report.\nREPORTS_TITLE = "Weekly figures"\n\nLOGGING = {'),
+            ("\nROOT_URLCONF = ", '\n# The title of the weekly report.\nREPORTS_TITLE = "Weekly figures"\n\nROOT_URLCONF = '),
         ],
         f"back/{slug}/urls.py": [
             # Between two lines the template has kept since (next to a line

@@ -44,7 +44,8 @@ def alias(answers: dict, service: str) -> str:
 
 
 def secrets(project: Path) -> dict[str, str]:
-    """The database passwords of `project`, which only its env files hold."""
+    """The database's passwords and backup passphrase of `project`, which only its env files hold."""
     db_env = dotenv.load(project / "db/.env")
     return {"db_admin_password": db_env["POSTGRES_PASSWORD"], "db_password": db_env["APP_DB_PASSWORD"],
-            "db_monitor_password": db_env["MONITOR_DB_PASSWORD"]}
+            "db_monitor_password": db_env["MONITOR_DB_PASSWORD"],
+            "db_backup_passphrase": db_env["PGBACKREST_REPO1_CIPHER_PASS"]}

@@ -1,6 +1,6 @@
 """Kubernetes manifests, offline: kustomize builds (kubectl), schema validation
-(kubernetes-validate for the built-in kinds, CloudNativePG's CRDs for its
-own), and a NetworkPolicy evaluator.
+(kubernetes-validate for the built-in kinds, the CRDs of CloudNativePG and of
+its Barman Cloud plugin for theirs), and a NetworkPolicy evaluator.
 
 No cluster is needed: what the API server would refuse on `kubectl apply`
 (an unknown field, a wrong type), these checks refuse too.
@@ -28,6 +28,11 @@ CNPG_VERSION = "1.30.0"
 # each one visibly reaches the manifests.
 ANSWERS = {"kubernetes": True, "domain": "app.example.com", "k8s_instances_production": "5"}
 CNPG_CRD_DIR_DEFAULT = REPO / "tests" / "schemas" / "cloudnative-pg"
+
+# The CRD of the Barman Cloud plugin the manifests target (ObjectStore), in the
+# repository too (tests/schemas/barman-cloud-plugin/SOURCE).
+BARMAN_CLOUD_VERSION = "0.14.0"
+BARMAN_CLOUD_CRD_DIR = REPO / "tests" / "schemas" / "barman-cloud-plugin"
 
 
 def kubectl_binary() -> str:
@@ -77,11 +82,10 @@ def _strict(schema):
     return schema
 
 
-@functools.cache
-def cnpg_schemas() -> dict[tuple[str, str], dict]:
-    """(apiVersion, kind) -> openAPIV3Schema, for every CloudNativePG CRD."""
+def _crd_schemas(paths: list[Path]) -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema, for every version of these CRDs."""
     schemas = {}
-    for path in cnpg_crd_dir().glob("postgresql.cnpg.io_*.yaml"):
+    for path in paths:
         crd = yaml.safe_load(path.read_text())
         for version in crd["spec"]["versions"]:
             api_version = f"{crd['spec']['group']}/{version['name']}"
@@ -89,14 +93,38 @@ def cnpg_schemas() -> dict[tuple[str, str], dict]:
     return schemas
 
 
+@functools.cache
+def cnpg_schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema, for every CloudNativePG CRD."""
+    return _crd_schemas(sorted(cnpg_crd_dir().glob("postgresql.cnpg.io_*.yaml")))
+
+
+@functools.cache
+def barman_cloud_schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) -> openAPIV3Schema, for the Barman Cloud plugin's CRD."""
+    paths = sorted(BARMAN_CLOUD_CRD_DIR.glob("barmancloud.cnpg.io_*.yaml"))
+    if not paths:
+        raise RuntimeError(f"the Barman Cloud plugin {BARMAN_CLOUD_VERSION}'s CRD is not in {BARMAN_CLOUD_CRD_DIR}")
+    return _crd_schemas(paths)
+
+
+# API group -> (whose CRDs, their schemas).
+CRD_GROUPS = {
+    "postgresql.cnpg.io": (f"CloudNativePG {CNPG_VERSION}", cnpg_schemas),
+    "barmancloud.cnpg.io": (f"the Barman Cloud plugin {BARMAN_CLOUD_VERSION}", barman_cloud_schemas),
+}
+
+
 def schema_errors(obj: dict) -> list[str]:
     """Why the API server would refuse `obj` on validation ([] when valid)."""
     import jsonschema
     key = (obj["apiVersion"], obj["kind"])
-    if obj["apiVersion"].startswith("postgresql.cnpg.io/"):
-        if key not in cnpg_schemas():
-            return [f"no CloudNativePG {CNPG_VERSION} CRD defines {key}"]
-        validator = jsonschema.Draft7Validator(cnpg_schemas()[key])
+    group = obj["apiVersion"].partition("/")[0]
+    if group in CRD_GROUPS:
+        owner, schemas = CRD_GROUPS[group]
+        if key not in schemas():
+            return [f"no CRD of {owner} defines {key}"]
+        validator = jsonschema.Draft7Validator(schemas()[key])
         return [f"{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in validator.iter_errors(obj)]
     import kubernetes_validate
     try:

@@ -10,6 +10,12 @@ the container would get:
   contrib's pg_stat_statements), at the same minor;
 * the rendered postgresql.conf and pg_hba.conf, copied verbatim; only the
   port, the socket directory and listen_addresses are overridden;
+* the rendered pgbackrest.conf, verbatim, with this machine's pgBackRest:
+  PGBACKREST_* variables point its repository, data directory, socket and
+  lock files at the server's own directory (archive_command stays the
+  rendered one). Debian's pgBackRest may not know the newest majors: their
+  stanza is then not created, and init/ says so and goes on, as in a
+  container whose repository cannot be reached;
 * the environment compose would give the container (db/.env, parsed like
   compose does, plus the service's `environment:`);
 * docker-entrypoint.sh's first-start steps: initdb with POSTGRES_USER and
@@ -197,6 +203,9 @@ class PostgresServer:
         self.sockets = self.root / "sockets"
         self.log = self.root / "server.log"
         self._stage_files()
+        # What the server process gets on top of PATH, LANG and HOME: the
+        # container's pgBackRest settings, for archive_command.
+        self.server_env = {key: value for key, value in self.env.items() if key.startswith("PGBACKREST_")}
 
     # -- the files the Dockerfile copies into the image ---------------------
     def _stage_files(self) -> None:
@@ -209,11 +218,34 @@ class PostgresServer:
         for script in initdb_d.iterdir():
             script.chmod(0o755)  # COPY --chmod=0755 in the Dockerfile
         self.sockets.mkdir()
+        self._stage_pgbackrest(etc)
         self.config_file = etc / "postgresql.conf"
         self.hba_file = etc / "pg_hba.conf"
         self.initdb_d = initdb_d
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(self.root)], check=True)
+
+    def _stage_pgbackrest(self, etc: Path) -> None:
+        """The image's pgbackrest.conf, verbatim, and a repository of this
+        server's own where the container has its volume. pgBackRest reads
+        PGBACKREST_* variables like its file's options: they point the
+        repository, data directory, socket, port and lock files here, while
+        archiving, encryption and retention stay the rendered ones."""
+        self.pgbackrest_paths: dict[str, str] = {}
+        if not (self.db_dir / "pgbackrest.conf").exists():
+            return
+        shutil.copy(self.db_dir / "pgbackrest.conf", etc / "pgbackrest.conf")
+        self.repo = self.root / "pgbackrest"
+        self.repo.mkdir()
+        self.pgbackrest_paths = {
+            "PGBACKREST_CONFIG": str(etc / "pgbackrest.conf"),
+            "PGBACKREST_REPO1_PATH": str(self.repo),
+            "PGBACKREST_PG1_PATH": str(self.data),
+            "PGBACKREST_PG1_PORT": str(self.port),
+            "PGBACKREST_PG1_SOCKET_PATH": str(self.sockets),
+            "PGBACKREST_LOCK_PATH": str(self.root / "pgbackrest-lock"),
+        }
+        self.env.update(self.pgbackrest_paths)
 
     def rebuild(self) -> None:
         """The container recreated from the (updated) db/ files on the same
@@ -221,7 +253,8 @@ class PostgresServer:
         environment are read again; init/ never runs again on existing data."""
         if self.is_running():
             raise RuntimeError("stop the server before rebuilding its container")
-        self.env = container_environment(self.db_dir)
+        self.env = {**container_environment(self.db_dir), **self.pgbackrest_paths}
+        self.server_env = {key: value for key, value in self.env.items() if key.startswith("PGBACKREST_")}
         shutil.copy(self.db_dir / "postgresql.conf", self.config_file)
         shutil.copy(self.db_dir / "pg_hba.conf", self.hba_file)
         if os.geteuid() == 0:
@@ -266,7 +299,8 @@ class PostgresServer:
         ])
 
     def _pg_ctl(self, *args: str) -> None:
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args])
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), *args],
+                  env=self.server_env)
 
     # -- docker-entrypoint.sh, first start ----------------------------------
     def initialize(self) -> None:

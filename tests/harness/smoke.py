@@ -8,7 +8,8 @@ directory, kept for inspection), then runs the checks of the project's
 * lint: the .pre-commit-config.yaml hooks that need no network (leftover
   conflict markers, ruff, hadolint, shellcheck) and the compose files against
   the compose-spec schema (CI runs `docker compose config`);
-* back: its pytest suite against a real PostgreSQL started from the rendered
+* back: mypy (strict), then its pytest suite with coverage (`pytest --cov`,
+  held to its threshold) against a real PostgreSQL started from the rendered
   db/ (harness.postgres), in the environment its container gets (harness.backend);
 * front: npm ci, then `npm run check`, `npm test`, `npm run lint` (prettier,
   eslint) and `npm run build` (harness.node).
@@ -63,11 +64,14 @@ def lint(project: Path, workdir: Path) -> list[CompletedProcess]:
     ]
 
 
-def back(project: Path) -> list[CompletedProcess]:
+def back(project: Path, workdir: Path) -> list[CompletedProcess]:
     server = start_project_db(project)
     try:
         backend = Backend(project, server, venv_for(project / "back"))
-        return [backend.run("pytest", "-q", "-p", "no:cacheprovider", timeout=900)]
+        # Caches and coverage data in workdir: nothing is written into the render.
+        return [backend.run("mypy", env={"MYPY_CACHE_DIR": str(workdir / "mypy-cache")}, timeout=900),
+                backend.run("pytest", "-q", "-p", "no:cacheprovider", "--cov", timeout=900,
+                            env={"COVERAGE_FILE": str(workdir / ".coverage")})]
     finally:
         server.destroy()
 
@@ -108,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         return 1
     step("lint", lambda: lint(destination, workdir))
-    step("back: pytest against PostgreSQL", lambda: back(destination))
+    step("back: mypy, pytest --cov against PostgreSQL", lambda: back(destination, workdir))
     step("front: check, test, lint, build", lambda: front(destination, workdir))
     print(f"[smoke] {'FAILED: ' + ', '.join(failed) if failed else 'all checks passed'} ({destination})", flush=True)
     return 1 if failed else 0

@@ -2,6 +2,7 @@
 (pytest-django creates and drops test_<DB_NAME> there); never anything else."""
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -25,6 +26,18 @@ def immediate_tasks(settings):
     settings.TASKS = {
         "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
     }
+
+
+class FastPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """The production algorithm and hash format at one iteration: a hash at
+    production strength costs about half a second, and the suite makes hundreds."""
+
+    iterations = 1
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["conftest.FastPBKDF2PasswordHasher"]
 
 
 @pytest.fixture

@@ -1,5 +1,9 @@
 """personas' system checks."""
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.core import checks
 from django.db import connections
 
@@ -9,12 +13,14 @@ FROM personas_usuario GROUP BY lower(username) HAVING count(*) > 1 ORDER BY 1
 """
 
 
-def check_usernames_unique_ignoring_case(app_configs=None, databases=None, **kwargs):
+def check_usernames_unique_ignoring_case(app_configs: Sequence[AppConfig] | None = None,
+                                         databases: Sequence[str] | None = None,
+                                         **kwargs: Any) -> list[checks.CheckMessage]:
     """Before migration 0005 makes usernames unique without regard to case:
     names that differ only in case are reported, so that `migrate` stops
     with this list instead of failing halfway. Runs with `migrate` and
     `check --database default`."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for alias in databases or []:
         connection = connections[alias]
         if "personas_usuario" not in connection.introspection.table_names():

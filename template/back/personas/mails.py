@@ -3,6 +3,7 @@ to the frontend's page (settings.FRONTEND_URL) that calls the API. Each
 function builds one message; tasks.py sends it, off the request path.
 """
 
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -11,28 +12,29 @@ from django.utils import timezone
 from django.utils.timesince import timeuntil
 
 from . import tokens
+from .models import Usuario
 
 
-def _lifetime():
+def _lifetime() -> str:
     now = timezone.now()
     return timeuntil(now + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT), now)
 
 
-def _message(to, subject, body):
+def _message(to: str, subject: str, body: str) -> EmailMessage:
     return EmailMessage(f"[{settings.PROJECT_NAME}] {subject}", body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def _accounts(users, link):
+def _accounts(users: Sequence[Usuario], link: Callable[[Usuario], str]) -> str:
     """The link, or, when several accounts share the address, each account's."""
     if len(users) == 1:
         return link(users[0])
     return "\n\n".join(f"{user.get_username()}:\n{link(user)}" for user in users)
 
 
-def password_reset(users):
+def password_reset(users: Sequence[Usuario]) -> EmailMessage:
     """One mail to the address that `users` share."""
 
-    def link(user):
+    def link(user: Usuario) -> str:
         return f"{settings.FRONTEND_URL}/reset/{tokens.encode_uid(user)}/{tokens.password_reset_token.make_token(user)}"
 
     return _message(
@@ -46,10 +48,10 @@ def password_reset(users):
     )
 
 
-def verification(users, to):
+def verification(users: Sequence[Usuario], to: str) -> EmailMessage:
     """One mail to `to`, with a link that makes it the address of each of `users`."""
 
-    def link(user):
+    def link(user: Usuario) -> str:
         return f"{settings.FRONTEND_URL}/verify/{tokens.verification_key(user, to)}"
 
     return _message(
@@ -63,7 +65,7 @@ def verification(users, to):
     )
 
 
-def email_change_requested(user, new_email):
+def email_change_requested(user: Usuario, new_email: str) -> EmailMessage:
     """To the address the account still has: someone asked to move it."""
     return _message(
         user.email,
@@ -76,7 +78,7 @@ def email_change_requested(user, new_email):
     )
 
 
-def email_changed(user, old_email):
+def email_changed(user: Usuario, old_email: str) -> EmailMessage:
     """To the address the account had: it is no longer its address."""
     return _message(
         old_email,

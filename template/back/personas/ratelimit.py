@@ -25,16 +25,22 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, Protocol, runtime_checkable
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
+from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
 
 from . import tokens
 from .models import Attempt, Usuario
@@ -46,11 +52,25 @@ PERIODS = {"s": 1, "min": 60, "hour": 3600, "day": 86400}
 # Proxy names are resolved again after this many seconds: a container that
 # restarts may come back with another address.
 RESOLVE_TTL = 60
-_resolved = {"entries": None, "networks": frozenset(), "at": 0.0}
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class _Resolved:
+    """trusted_proxies()' last answer: for these entries, at this time."""
+
+    entries: tuple[object, ...] | None = None
+    networks: frozenset[Network] = frozenset()
+    at: float = 0.0
+
+
+_resolved = _Resolved()
 _resolved_lock = threading.Lock()
 
 
-def parse_rate(rate):
+def parse_rate(rate: str) -> tuple[int, int]:
     """"5/min" -> (5, 60)."""
     number, _, period = rate.partition("/")
     if not number.strip().isdigit() or period.strip() not in PERIODS:
@@ -58,8 +78,8 @@ def parse_rate(rate):
     return int(number), PERIODS[period.strip()]
 
 
-def check_rates(app_configs=None, **kwargs):
-    errors = []
+def check_rates(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for name, rate in settings.RATE_LIMITS.items():
         try:
             parse_rate(rate)
@@ -83,7 +103,7 @@ PROXIES_HINT = (
 )
 
 
-def parse_proxy(entry):
+def parse_proxy(entry: object) -> tuple[str, Network | str]:
     """One TRUSTED_PROXIES entry -> ("network", IPv4Network | IPv6Network)
     for an address or a network (CIDR), or ("name", entry) for a host name.
     ValueError, saying why, for anything else: a network with host bits set
@@ -100,7 +120,7 @@ def parse_proxy(entry):
         if network.version == 6 and network.network_address.ipv4_mapped is not None and network.prefixlen >= 96:
             # what a dual-stack socket reports for an IPv4 client is counted
             # as that IPv4 address (_address()): trust it as such
-            network = ipaddress.ip_network((network.network_address.ipv4_mapped, network.prefixlen - 96))
+            network = ipaddress.IPv4Network((network.network_address.ipv4_mapped, network.prefixlen - 96))
         if network.prefixlen == 0:
             raise ValueError(f"{entry!r} holds every address: any client could choose its own")
         return "network", network
@@ -112,14 +132,16 @@ def parse_proxy(entry):
     return "name", text
 
 
-def check_trusted_proxies(app_configs=None, **kwargs):
+def check_trusted_proxies(app_configs: Sequence[AppConfig] | None = None,
+                          **kwargs: Any) -> list[checks.CheckMessage]:
     """ratelimit.E002: an entry of TRUSTED_PROXIES that parse_proxy() refuses
     (at run time it would trust nothing, and be logged)."""
-    proxies = settings.TRUSTED_PROXIES
+    # A list of strings in the settings module as shipped; an edit may make it anything.
+    proxies: Iterable[object] = settings.TRUSTED_PROXIES
     if isinstance(proxies, str):
         return [checks.Error(f"TRUSTED_PROXIES is the string {proxies!r}, not a list", hint=PROXIES_HINT,
                              id="ratelimit.E002")]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for entry in proxies:
         try:
             parse_proxy(entry)
@@ -128,7 +150,7 @@ def check_trusted_proxies(app_configs=None, **kwargs):
     return errors
 
 
-def trusted_proxies():
+def trusted_proxies() -> frozenset[Network]:
     """The networks of settings.TRUSTED_PROXIES: each address or network as
     written, each host name as the addresses it resolves to (resolved again
     after RESOLVE_TTL seconds, so that a proxy that comes back elsewhere is
@@ -137,16 +159,16 @@ def trusted_proxies():
     logged."""
     entries = tuple(settings.TRUSTED_PROXIES)
     with _resolved_lock:
-        if _resolved["entries"] == entries and time.monotonic() - _resolved["at"] < RESOLVE_TTL:
-            return _resolved["networks"]
-        networks = set()
+        if _resolved.entries == entries and time.monotonic() - _resolved.at < RESOLVE_TTL:
+            return _resolved.networks
+        networks: set[Network] = set()
         for entry in entries:
             try:
-                kind, value = parse_proxy(entry)
+                _, value = parse_proxy(entry)
             except ValueError as exc:
                 logger.error("TRUSTED_PROXIES: %s; that entry trusts nothing", exc)
                 continue
-            if kind == "network":
+            if not isinstance(value, str):  # an address or a network
                 networks.add(value)
                 continue
             try:
@@ -154,17 +176,17 @@ def trusted_proxies():
             except OSError as exc:
                 logger.warning("Trusted proxy %r does not resolve (%s); its X-Forwarded-For is ignored", value, exc)
                 continue
-            networks.update(ipaddress.ip_network(_address(info[4][0])) for info in infos)
-        _resolved.update(entries=entries, networks=frozenset(networks), at=time.monotonic())
-        return _resolved["networks"]
+            networks.update(ipaddress.ip_network(_address(str(info[4][0]))) for info in infos)
+        _resolved.entries, _resolved.networks, _resolved.at = entries, frozenset(networks), time.monotonic()
+        return _resolved.networks
 
 
-def is_trusted_proxy(address):
+def is_trusted_proxy(address: Address) -> bool:
     """Whether an address (_address()) is in one of trusted_proxies()."""
     return any(address in network for network in trusted_proxies())
 
 
-def _address(text):
+def _address(text: str) -> Address:
     """An address as the limits see it: an IPv4-mapped IPv6 address
     (::ffff:192.0.2.1, what a dual-stack socket reports for an IPv4 client)
     is its IPv4 address; an IPv6 zone (%eth0) is dropped. ValueError if
@@ -178,7 +200,7 @@ def _address(text):
     return address
 
 
-def client_key(address):
+def client_key(address: Address) -> str:
     """The client an address belongs to, as the per-client limits count it:
     an IPv4 address itself, an IPv6 address its /64 (IPV6_CLIENT_PREFIX):
     2001:db8:1:2::/64. An attacker holding a /64 gets one client's attempts,
@@ -188,15 +210,15 @@ def client_key(address):
     return str(address)
 
 
-def client_address(request):
+def client_address(request: HttpRequest | Request) -> str:
     """The client of `request` (client_key()): the last X-Forwarded-For entry
     when the connection comes from a trusted proxy, else REMOTE_ADDR."""
-    remote = request.META.get("REMOTE_ADDR", "")
+    remote: str = request.META.get("REMOTE_ADDR", "")
     try:
         address = _address(remote)
     except ValueError:
         return remote  # not an IP connection (a Unix socket): counted as it is
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    forwarded: str = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if forwarded and is_trusted_proxy(address):
         try:
             address = _address(forwarded.rsplit(",", 1)[-1])
@@ -208,13 +230,13 @@ def client_address(request):
 # ---------------------------------------------------------------------------
 # Counting attempts
 # ---------------------------------------------------------------------------
-def _key(*parts):
+def _key(*parts: str) -> str:
     # Hashed: fixed length whatever was sent, and no addresses or usernames
     # stored in clear.
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def account_key(field, value):
+def account_key(field: str, value: object) -> str | None:
     """What a per-account limit counts for the body's `field`: the account
     that authentication would pick, however its name is spelled. Names and
     addresses are folded as models.UsuarioQuerySet matches them (Unicode
@@ -231,17 +253,19 @@ def account_key(field, value):
     return f"username:{_folded(Usuario.normalize_username(value))}"
 
 
-def _folded(text):
+def _folded(text: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: the serializer refuses it
         return text.encode("utf-8", "surrogatepass").hex()
     with connection.cursor() as cursor:
         cursor.execute("SELECT lower(%s)", [text])
-        return cursor.fetchone()[0]
+        [(folded,)] = cursor.fetchall()
+    return str(folded)
 
 
-def attempt(scope, request, accounts=(), per_client=True):
+def attempt(scope: str, request: HttpRequest | Request, accounts: Iterable[str | None] = (),
+            per_client: bool = True) -> int | None:
     """Record an attempt of `scope` ("login", "signup", "mail") by this request's
     client (unless not `per_client`) on each of `accounts` (account_key()s).
     None if allowed; else the seconds to wait."""
@@ -270,7 +294,7 @@ def attempt(scope, request, accounts=(), per_client=True):
     return None
 
 
-def limit_mail_to(request, email):
+def limit_mail_to(request: HttpRequest | Request, email: str) -> None:
     """Count a mail to `email` against its recipient limit (the client's
     limit is the view's own): signup and a change of address mail an
     address that the body names. Raises Throttled (429) past it."""
@@ -279,13 +303,22 @@ def limit_mail_to(request, email):
         raise Throttled(seconds)
 
 
+@runtime_checkable
+class RateLimitedView(Protocol):
+    rate_limit_scope: str
+
+
 class AttemptThrottle(BaseThrottle):
     """DRF throttle of a view with `rate_limit_scope`; the account is the
     logged-in user, else the one the body's `rate_limit_field` names
     ("username" unless the view says otherwise, e.g. "email"; None for no
     account). Refused requests get 429 with Retry-After."""
 
-    def allow_request(self, request, view):
+    seconds: int | None = None
+
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        if not isinstance(view, RateLimitedView):
+            raise ImproperlyConfigured(f"{type(view).__name__} has AttemptThrottle but no rate_limit_scope")
         data = request.data
         field = getattr(view, "rate_limit_field", "username")
         if request.user.is_authenticated:
@@ -297,16 +330,16 @@ class AttemptThrottle(BaseThrottle):
         self.seconds = attempt(view.rate_limit_scope, request, [account])
         return self.seconds is None
 
-    def wait(self):
+    def wait(self) -> float | None:
         return self.seconds
 
 
-def limit_admin_login(login_view):
+def limit_admin_login(login_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """The admin's login view, counted with the API's login (the same limits
     and counts: an account gets its attempts once, whichever door is used)."""
 
     @functools.wraps(login_view)
-    def view(request, *args, **kwargs):
+    def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if request.method == "POST":
             seconds = attempt("login", request, [account_key("username", request.POST.get("username"))])
             if seconds is not None:

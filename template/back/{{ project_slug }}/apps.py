@@ -9,7 +9,7 @@ class ProjectConfig(AppConfig):
     name = __package__
     verbose_name = "Project"
 
-    def ready(self):
+    def ready(self) -> None:
         from . import checks as architecture_checks
 
         # Tagged "architecture", not "database": checks tagged "database" run

@@ -1,9 +1,10 @@
 """JSON errors: `{"detail": "..."}` for the API, whatever went wrong."""
 
 import logging
+from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import status
@@ -13,7 +14,7 @@ from rest_framework.views import exception_handler
 logger = logging.getLogger(__name__)
 
 
-def api_exception_handler(exc, context):
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus: the database being unreachable is a 503, not a 500."""
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("Database unavailable during %s: %s", context["request"].path, exc)
@@ -24,17 +25,17 @@ def api_exception_handler(exc, context):
     return exception_handler(exc, context)
 
 
-def _is_api(request):
+def _is_api(request: HttpRequest) -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"detail": "Not found."}, status=404)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
         return JsonResponse({"detail": "Internal server error."}, status=500)
     return defaults.server_error(request)
@@ -57,7 +58,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 VALIDATION_ERROR = {"$ref": "#/components/schemas/ValidationError"}
 
 
-def error_responses(*codes):
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """extend_schema(responses=...) entries for these error status codes."""
     return {
         code: OpenApiResponse(

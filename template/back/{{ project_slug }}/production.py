@@ -10,7 +10,7 @@ DJANGO_CSRF_TRUSTED_ORIGINS and EMAIL_URL.
 Passes `python manage.py check --deploy --fail-level WARNING`.
 """
 
-from .settings import *  # noqa: F403
+from .settings import *  # noqa: F403 -- every development setting, then the overrides below
 from .settings import LOGGING, MIDDLEWARE, env, env_list, mailer_from_url, required, required_list
 
 DEBUG = False

@@ -11,14 +11,16 @@ import re
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.models import AuthToken
 from knox.settings import knox_settings
 from rest_framework import exceptions
 
+from personas.models import Usuario
 
 HEX = re.compile(rb"[0-9a-f]+")
 
 
-def could_be_a_token(value):
+def could_be_a_token(value: bytes) -> bool:
     """The shape of what knox hands out: TOKEN_PREFIX, then lowercase hex."""
     prefix = knox_settings.TOKEN_PREFIX.encode()
     key = value[len(prefix):]
@@ -27,13 +29,15 @@ def could_be_a_token(value):
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
-    def authenticate_credentials(self, token):
+    def authenticate_credentials(self, token: bytes) -> tuple[Usuario, AuthToken]:
         if not could_be_a_token(token):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        return super().authenticate_credentials(token)
+        user, auth_token = super().authenticate_credentials(token)
+        return user, auth_token
 
 
 class TokenScheme(KnoxTokenScheme):
     """The OpenAPI security scheme: knox's, for this subclass."""
 
-    target_class = TokenAuthentication
+    # By import path, as drf-spectacular's own extensions name their targets.
+    target_class = f"{__name__}.TokenAuthentication"

@@ -10,8 +10,11 @@
 import ast
 import importlib.util
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
@@ -19,8 +22,10 @@ POSTGRESQL_ENGINE = "django.db.backends.postgresql"
 FORBIDDEN_WORD = "sqlite"
 
 
-def check_database_engine(app_configs=None, database_settings=None, **kwargs):
-    errors = []
+def check_database_engine(app_configs: Sequence[AppConfig] | None = None,
+                          database_settings: Mapping[str, Mapping[str, Any]] | None = None,
+                          **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for alias, database in (database_settings or settings.DATABASES).items():
         engine = database.get("ENGINE", "")
         if engine != POSTGRESQL_ENGINE:
@@ -37,8 +42,8 @@ def check_database_engine(app_configs=None, database_settings=None, **kwargs):
     return errors
 
 
-def check_settings_sources(app_configs=None, **kwargs):
-    errors = []
+def check_settings_sources(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
     for path in settings_source_files():
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -60,14 +65,15 @@ def check_settings_sources(app_configs=None, **kwargs):
     return errors
 
 
-def settings_source_files(module_name=None):
+def settings_source_files(module_name: str | None = None) -> list[Path]:
     """The source files of the settings module and of the modules of its
     package that it imports (e.g. production.py -> settings.py), recursively."""
     module_name = module_name or getattr(settings, "SETTINGS_MODULE", None)
     if not module_name:
         return []
     package_root = module_name.partition(".")[0]
-    seen, pending, files = set(), [module_name], []
+    seen: set[str] = set()
+    pending, files = [module_name], []
     while pending:
         name = pending.pop()
         if name in seen:
@@ -77,13 +83,11 @@ def settings_source_files(module_name=None):
         if path is None:
             continue
         files.append(path)
-        for imported in _imports(path, name):
-            if imported.partition(".")[0] == package_root:
-                pending.append(imported)
+        pending.extend(imported for imported in _imports(path, name) if imported.partition(".")[0] == package_root)
     return files
 
 
-def _source_of(module_name):
+def _source_of(module_name: str) -> Path | None:
     module = sys.modules.get(module_name)
     filename = getattr(module, "__file__", None)
     if filename is None:
@@ -97,7 +101,7 @@ def _source_of(module_name):
     return Path(filename)
 
 
-def _imports(path, module_name):
+def _imports(path: Path, module_name: str) -> list[str]:
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"))
     except (OSError, SyntaxError):
@@ -105,7 +109,7 @@ def _imports(path, module_name):
     package = module_name.rpartition(".")[0]
     if path.name == "__init__.py":
         package = module_name
-    names = []
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)

@@ -17,6 +17,7 @@ Production: giga/production.py imports this module and hardens it.
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
@@ -33,7 +34,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DB_SERVICE = "giga-db"
 
 
-def required(name):
+def required(name: str) -> str:
     """The value of environment variable `name`; fail fast, naming it, if missing or empty."""
     value = os.environ.get(name, "")
     if not value:
@@ -44,12 +45,12 @@ def required(name):
     return value
 
 
-def env_list(name, default):
+def env_list(name: str, default: str) -> list[str]:
     """A comma-separated list from the environment, blanks removed."""
     return [item.strip() for item in env.str(name, default).split(",") if item.strip()]
 
 
-def required_list(name):
+def required_list(name: str) -> list[str]:
     """env_list(name) with no default: fail fast, naming it, if it lists nothing."""
     items = env_list(name, "")
     if not items:
@@ -150,7 +151,7 @@ WSGI_APPLICATION = "giga.wsgi.application"
 DB_POOL = env.bool("DB_POOL", False)
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", 3)
 
-DATABASES = {
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
         "HOST": env.str("DB_HOST", DB_SERVICE),
@@ -228,14 +229,14 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", ADMIN_EMAIL)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 
-def mailer_from_url(url):
+def mailer_from_url(url: str) -> dict[str, Any]:
     """A MAILERS entry from an EMAIL_URL."""
     from urllib.parse import unquote, urlsplit
 
     parts = urlsplit(url)
     if parts.scheme == "console":
         return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
-    schemes = {
+    schemes: dict[str, dict[str, bool]] = {
         "smtp": {},
         "smtp+tls": {"use_tls": True},
         "smtps": {"use_ssl": True},
@@ -244,7 +245,7 @@ def mailer_from_url(url):
         raise ImproperlyConfigured(
             f"EMAIL_URL must start with smtp://, smtp+tls://, smtps:// or console:// (got {parts.scheme}://)"
         )
-    options = {
+    options: dict[str, Any] = {
         "host": parts.hostname or "localhost",
         "port": parts.port or {"smtp": 25, "smtp+tls": 587, "smtps": 465}[parts.scheme],
         "timeout": 10,
@@ -368,7 +369,7 @@ API_DOCS_PUBLIC = env.bool("DJANGO_API_DOCS_PUBLIC", DEBUG)
 # ---------------------------------------------------------------------------
 # Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`
 # ---------------------------------------------------------------------------
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {

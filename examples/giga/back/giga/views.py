@@ -9,15 +9,19 @@ staff token also gets the details in the answer.
 """
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection, transaction
+from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import serializers, status
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -34,7 +38,7 @@ HEALTH_STATEMENT_TIMEOUT_MS = 2000
 HEALTH_STATUSES = ["ok", "unavailable"]
 
 
-def database_status():
+def database_status() -> tuple[bool, int | str]:
     """(True, number of users) or (False, reason). Never raises."""
     try:
         with transaction.atomic():
@@ -47,7 +51,7 @@ def database_status():
         return False, reason
 
 
-def is_staff(request):
+def is_staff(request: Request) -> bool:
     """A valid staff token, if any; a missing or bad one is just the public."""
     try:
         result = TokenAuthentication().authenticate(request)
@@ -64,7 +68,8 @@ class HealthView(APIView):
         summary="Backend and database health",
         description='No token needed; a staff token also gets "database" and "users".',
         # Optional: an invalid token is the public, never a 401.
-        auth=[{"knoxApiToken": []}, {}],
+        # drf-spectacular types `auth` as scheme names; it takes requirement objects too.
+        auth=[{"knoxApiToken": []}, {}],  # type: ignore[list-item]
         responses={
             200: inline_serializer("Health", {
                 "status": serializers.ChoiceField(HEALTH_STATUSES),
@@ -74,12 +79,12 @@ class HealthView(APIView):
             503: inline_serializer("HealthUnavailable", {"status": serializers.ChoiceField(HEALTH_STATUSES)}),
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         ok, result = database_status()
         if not ok:
             # Staff cannot be told apart without the database: the reason is in the log.
             return Response({"status": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        body = {"status": "ok"}
+        body: dict[str, Any] = {"status": "ok"}
         if is_staff(request):
             body.update(database="ok", users=result)
         return Response(body)
@@ -93,11 +98,11 @@ class SwaggerView(SpectacularSwaggerSplitView):
     template_name = "api_docs.html"
 
 
-swagger = SwaggerView.as_view(url_name="schema")
+swagger: Callable[[HttpRequest], HttpResponse] = SwaggerView.as_view(url_name="schema")
 staff_swagger = staff_member_required(swagger)
 
 
-def api_docs(request):
+def api_docs(request: HttpRequest) -> HttpResponse:
     """GET /api/docs/: for anyone if settings.API_DOCS_PUBLIC, else for staff
     logged in at /admin/ (anyone else is sent there to log in first)."""
     return (swagger if settings.API_DOCS_PUBLIC else staff_swagger)(request)

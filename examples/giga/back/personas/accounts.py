@@ -9,6 +9,8 @@ What verification gates is settings.ACCOUNT_EMAIL_VERIFICATION:
   none       no verification mail; a changed address replaces the old at once.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,12 +19,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from giga.exceptions import ERROR, error_responses
 
 from . import tasks, tokens
+from .auth import AuthenticatedRequest
 from .models import Usuario
 from .ratelimit import AttemptThrottle, limit_mail_to
 from .serializers import DetailSerializer, StrictFieldsMixin, UsuarioSerializer
@@ -34,16 +38,16 @@ VERIFICATION_MAILED = "If an account with this address awaits verification, a ne
 VERIFICATION_OFF = "This site does not verify email addresses."
 
 
-def verification_on():
+def verification_on() -> bool:
     return settings.ACCOUNT_EMAIL_VERIFICATION != "none"
 
 
-def password_field():
+def password_field() -> serializers.CharField:
     # Long passphrases are welcome; the cap only bounds the hashing work.
     return serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
 
 
-def validated_new_password(password, user):
+def validated_new_password(password: str, user: Usuario) -> str:
     """AUTH_PASSWORD_VALIDATORS, with the user's own attributes."""
     try:
         password_validation.validate_password(password, user=user)
@@ -53,16 +57,16 @@ def validated_new_password(password, user):
 
 
 # -- serializers ----------------------------------------------------------------
-class EmailSerializer(StrictFieldsMixin, serializers.Serializer):
+class EmailSerializer(StrictFieldsMixin):
     email = serializers.EmailField(max_length=254)
 
 
-class PasswordResetConfirmSerializer(StrictFieldsMixin, serializers.Serializer):
+class PasswordResetConfirmSerializer(StrictFieldsMixin):
     uid = serializers.CharField(max_length=64)
     token = serializers.CharField(max_length=64)
     new_password = password_field()
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = tokens.user_from_uid(attrs["uid"])
         if user is None or not tokens.password_reset_token.check_token(user, attrs["token"]):
             raise serializers.ValidationError(INVALID_RESET_LINK)
@@ -74,10 +78,10 @@ class PasswordResetConfirmSerializer(StrictFieldsMixin, serializers.Serializer):
         return attrs
 
 
-class VerifyEmailSerializer(StrictFieldsMixin, serializers.Serializer):
+class VerifyEmailSerializer(StrictFieldsMixin):
     key = serializers.CharField(max_length=1024)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         found = tokens.read_verification_key(attrs["key"])
         if found is None:
             raise serializers.ValidationError(INVALID_VERIFICATION_LINK)
@@ -85,36 +89,36 @@ class VerifyEmailSerializer(StrictFieldsMixin, serializers.Serializer):
         return attrs
 
 
-class PasswordChangeSerializer(StrictFieldsMixin, serializers.Serializer):
+class PasswordChangeSerializer(StrictFieldsMixin):
     old_password = password_field()
     new_password = password_field()
 
-    def validate_old_password(self, value):
+    def validate_old_password(self, value: str) -> str:
         if not self.context["request"].user.check_password(value):
             raise serializers.ValidationError("Your old password was entered incorrectly.")
         return value
 
-    def validate_new_password(self, value):
+    def validate_new_password(self, value: str) -> str:
         return validated_new_password(value, self.context["request"].user)
 
 
-class EmailChangeSerializer(StrictFieldsMixin, serializers.Serializer):
+class EmailChangeSerializer(StrictFieldsMixin):
     email = serializers.EmailField(max_length=254)
     password = password_field()
 
-    def validate_email(self, value):
+    def validate_email(self, value: str) -> str:
         value = Usuario.objects.normalize_email(value)
         if value.casefold() == self.context["request"].user.email.casefold():
             raise serializers.ValidationError("This is already your address.")
         return value
 
-    def validate_password(self, value):
+    def validate_password(self, value: str) -> str:
         if not self.context["request"].user.check_password(value):
             raise serializers.ValidationError("Your password was entered incorrectly.")
         return value
 
 
-class EmailChangeResponseSerializer(serializers.Serializer):
+class EmailChangeResponseSerializer(serializers.Serializer[Any]):
     detail = serializers.CharField()
     user = UsuarioSerializer()
 
@@ -131,7 +135,7 @@ class PasswordResetView(APIView):
     rate_limit_field = "email"
 
     @extend_schema(request=EmailSerializer, responses={202: DetailSerializer, **error_responses(400, 429, 503)})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = EmailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         # Whether an account uses the address is the worker's business: this
@@ -155,7 +159,7 @@ class PasswordResetConfirmView(APIView):
         request=PasswordResetConfirmSerializer,
         responses={200: DetailSerializer, **error_responses(400, 429, 503)},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = PasswordResetConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
@@ -177,7 +181,7 @@ class VerifyEmailView(APIView):
     rate_limit_field = None  # per client: the key names no account before it is checked
 
     @extend_schema(request=VerifyEmailSerializer, responses={200: DetailSerializer, **error_responses(400, 429, 503)})
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = VerifyEmailSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user, email = serializer.validated_data["user"], serializer.validated_data["email"]
@@ -204,7 +208,7 @@ class ResendVerificationView(APIView):
             404: OpenApiResponse(ERROR, description="Email verification is off (ACCOUNT_EMAIL_VERIFICATION)."),
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         if not verification_on():
             raise NotFound(VERIFICATION_OFF)
         serializer = EmailSerializer(data=request.data)
@@ -227,7 +231,7 @@ class PasswordChangeView(APIView):
         request=PasswordChangeSerializer,
         responses={200: DetailSerializer, **error_responses(400, 401, 429, 503)},
     )
-    def post(self, request):
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = PasswordChangeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = request.user
@@ -253,7 +257,7 @@ class EmailChangeView(APIView):
         request=EmailChangeSerializer,
         responses={200: EmailChangeResponseSerializer, **error_responses(400, 401, 429, 503)},
     )
-    def post(self, request):
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = EmailChangeSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user, email = request.user, serializer.validated_data["email"]

@@ -6,8 +6,9 @@ class PersonasConfig(AppConfig):
     name = "personas"
     verbose_name = "Personas"
 
-    def ready(self):
-        from . import checks as personas_checks, ratelimit
+    def ready(self) -> None:
+        from . import checks as personas_checks
+        from . import ratelimit
 
         checks.register(ratelimit.check_rates)
         checks.register(ratelimit.check_trusted_proxies)

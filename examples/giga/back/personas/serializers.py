@@ -1,30 +1,31 @@
 """Serializers of the API (docs/api-contract.md)."""
 
+from typing import Any
+
 from django.conf import settings
-from django.contrib.auth import authenticate
-from django.contrib.auth import password_validation
+from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
 
 from .models import Usuario
 
-
 NOT_TEXT = "Not a valid string."
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer[Any]):
     """A body key that is not a writable field is a 400, not silently ignored:
     {"non_field_errors": ["Unknown field(s): is_staff"]}. So is a text field
     sent as anything but a JSON string: DRF would turn 1e3 into "1000.0", a
     name that login and the rate limits would then read differently."""
 
-    def to_internal_value(self, data):
-        unknown = []
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: list[str] = []
         if hasattr(data, "keys"):
             writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(str(key) for key in data.keys() if key not in writable)
+            unknown = sorted(str(key) for key in data if key not in writable)
             not_text = {
                 name: [NOT_TEXT]
                 for name, field in self.fields.items()
@@ -37,9 +38,9 @@ class StrictFieldsMixin:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
             if unknown and isinstance(exc.detail, dict):
-                exc.detail.setdefault(api_settings.NON_FIELD_ERRORS_KEY, []).insert(
-                    0, f"Unknown field(s): {', '.join(unknown)}"
-                )
+                errors = exc.detail.setdefault(api_settings.NON_FIELD_ERRORS_KEY, [])
+                if isinstance(errors, list):
+                    errors.insert(0, ErrorDetail(f"Unknown field(s): {', '.join(unknown)}", code="invalid"))
             raise
         if unknown:
             raise serializers.ValidationError(
@@ -48,7 +49,7 @@ class StrictFieldsMixin:
         return value
 
 
-class UsuarioSerializer(serializers.ModelSerializer):
+class UsuarioSerializer(serializers.ModelSerializer[Usuario]):
     """The user object of every response."""
 
     email_verified = serializers.SerializerMethodField()
@@ -59,12 +60,12 @@ class UsuarioSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @extend_schema_field(serializers.BooleanField(allow_null=True))
-    def get_email_verified(self, user):
+    def get_email_verified(self, user: Usuario) -> bool | None:
         # null: this site does not verify addresses (ACCOUNT_EMAIL_VERIFICATION = "none").
         return None if settings.ACCOUNT_EMAIL_VERIFICATION == "none" else user.email_verified
 
 
-class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer[Usuario]):
     email = serializers.EmailField(max_length=254)
     # Long passphrases are welcome; the cap only bounds the hashing work.
     password = serializers.CharField(
@@ -76,14 +77,14 @@ class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = ["id", "username", "email", "password", "is_staff", "date_joined"]
         read_only_fields = ["id", "is_staff", "date_joined"]
 
-    def validate_username(self, value):
+    def validate_username(self, value: str) -> str:
         # Stored as login will look it up: `Ｂoss ` is boss, and taken if Boss is.
         value = Usuario.normalize_username(value)
         if Usuario.objects.with_username(value).exists():
             raise serializers.ValidationError("A user with that username already exists.")
         return value
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # Django's AUTH_PASSWORD_VALIDATORS, with the user's own attributes so
         # that a password like the username is refused too.
         candidate = Usuario(username=attrs.get("username", ""), email=attrs.get("email", ""))
@@ -93,20 +94,20 @@ class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             raise serializers.ValidationError({"password": list(exc.messages)}) from exc
         return attrs
 
-    def create(self, validated_data):
+    def create(self, validated_data: dict[str, Any]) -> Usuario:
         return Usuario.objects.create_user(
             validated_data["username"], validated_data["email"], validated_data["password"]
         )
 
-    def to_representation(self, instance):
+    def to_representation(self, instance: Usuario) -> dict[str, Any]:
         return UsuarioSerializer(instance, context=self.context).data
 
 
-class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
+class LoginSerializer(StrictFieldsMixin):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = authenticate(
             request=self.context.get("request"), username=attrs["username"], password=attrs["password"]
         )
@@ -117,13 +118,13 @@ class LoginSerializer(StrictFieldsMixin, serializers.Serializer):
         return attrs
 
 
-class DetailSerializer(serializers.Serializer):
+class DetailSerializer(serializers.Serializer[Any]):
     """DRF's error body, and the answer of actions with nothing else to say."""
 
     detail = serializers.CharField()
 
 
-class TokenSerializer(serializers.Serializer):
+class TokenSerializer(serializers.Serializer[Any]):
     token = serializers.CharField()
     expiry = serializers.DateTimeField()
     user = UsuarioSerializer()

@@ -12,24 +12,26 @@ logged and tried again later, ATTEMPTS times in all.
 import logging
 import smtplib
 from datetime import timedelta
+from typing import Any
 
-from django.tasks import task
+from django.core.mail import EmailMessage
+from django.tasks import Task, task
 from django.utils import timezone
 
 from . import mails
-from .models import Usuario
+from .models import Usuario, UsuarioQuerySet
 
 logger = logging.getLogger(__name__)
 
 ATTEMPTS = 5
 
 
-def retry_delay(attempt):
+def retry_delay(attempt: int) -> timedelta:
     """1, 4, 16, 64 minutes after the 1st, 2nd, 3rd and 4th failure."""
     return timedelta(minutes=4 ** (attempt - 1))
 
 
-def deliver(mail_task, message, attempt, **arguments):
+def deliver(mail_task: Task[..., None], message: EmailMessage, attempt: int, **arguments: Any) -> None:
     try:
         message.send()
     except (smtplib.SMTPException, OSError) as exc:
@@ -44,12 +46,12 @@ def deliver(mail_task, message, attempt, **arguments):
             logger.error("Could not send %r to %s (%s); gave up after %d tries", subject, to, exc, attempt)
 
 
-def _active():
-    return Usuario.objects.filter(is_active=True).order_by("pk")
+def _active() -> UsuarioQuerySet:
+    return Usuario.objects.get_queryset().filter(is_active=True).order_by("pk")
 
 
 @task
-def mail_password_reset(email, attempt=1):
+def mail_password_reset(email: str, attempt: int = 1) -> None:
     """One mail to the address, whatever the number of accounts that use it."""
     users = [user for user in _active().with_email(email) if user.has_usable_password()]
     if users:
@@ -57,7 +59,7 @@ def mail_password_reset(email, attempt=1):
 
 
 @task
-def mail_verification(email, user_id=None, attempt=1):
+def mail_verification(email: str, user_id: int | None = None, attempt: int = 1) -> None:
     """A link that verifies `email` for the account `user_id` (a new address,
     or the one it signed up with); without `user_id`, for every account at
     `email` that awaits verification."""
@@ -72,7 +74,7 @@ def mail_verification(email, user_id=None, attempt=1):
 
 
 @task
-def mail_email_change_requested(user_id, new_email, attempt=1):
+def mail_email_change_requested(user_id: int, new_email: str, attempt: int = 1) -> None:
     user = _active().filter(pk=user_id).first()
     if user is not None:
         deliver(mail_email_change_requested, mails.email_change_requested(user, new_email), attempt,
@@ -80,7 +82,7 @@ def mail_email_change_requested(user_id, new_email, attempt=1):
 
 
 @task
-def mail_email_changed(user_id, old_email, attempt=1):
+def mail_email_changed(user_id: int, old_email: str, attempt: int = 1) -> None:
     user = Usuario.objects.filter(pk=user_id).first()
     if user is not None:
         deliver(mail_email_changed, mails.email_changed(user, old_email), attempt,

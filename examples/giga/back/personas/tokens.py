@@ -13,6 +13,7 @@ a timestamp. Nothing is stored; a token dies when the state it covers changes
   verifies, which is how a new address waits for its proof without being stored.
 """
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.tokens import PasswordResetTokenGenerator, default_token_generator
 from django.core import signing
 from django.utils.encoding import force_bytes, force_str
@@ -28,11 +29,13 @@ class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
 
     key_salt = "personas.tokens.EmailVerificationTokenGenerator"
 
-    def __init__(self, email):
+    def __init__(self, email: str) -> None:
         super().__init__()
         self.email = email
 
-    def _make_hash_value(self, user, timestamp):
+    def _make_hash_value(self, user: AbstractBaseUser, timestamp: int) -> str:
+        if not isinstance(user, Usuario):
+            raise TypeError(f"verification tokens are for Usuario, not {type(user).__name__}")
         state = (user.pk, self.email, user.email, user.email_verified, user.password,
                  user.email_change_requested_at, timestamp)
         return "\0".join(map(str, state))
@@ -42,11 +45,11 @@ VERIFICATION_SALT = "personas.tokens.verification-key"
 
 
 # -- password reset: /reset/<uid>/<token> -------------------------------------
-def encode_uid(user):
+def encode_uid(user: Usuario) -> str:
     return urlsafe_base64_encode(force_bytes(user.pk))
 
 
-def user_from_uid(uid):
+def user_from_uid(uid: str) -> Usuario | None:
     """The active user of a reset link's uid, or None."""
     try:
         pk = int(force_str(urlsafe_base64_decode(uid)))
@@ -56,14 +59,14 @@ def user_from_uid(uid):
 
 
 # -- email verification: /verify/<key> ----------------------------------------
-def verification_key(user, email=None):
+def verification_key(user: Usuario, email: str | None = None) -> str:
     """A key that verifies `email` (default: the user's own) for `user`."""
     email = email or user.email
     payload = {"u": user.pk, "e": email, "t": EmailVerificationTokenGenerator(email).make_token(user)}
     return signing.dumps(payload, salt=VERIFICATION_SALT, compress=True)
 
 
-def read_verification_key(key):
+def read_verification_key(key: str) -> tuple[Usuario, str] | None:
     """(user, email) of a valid, unspent, unexpired key; None otherwise."""
     try:
         payload = signing.loads(key, salt=VERIFICATION_SALT)

@@ -1,5 +1,7 @@
 """/api/auth/... and /api/users/... (docs/api-contract.md)."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import update_last_login
 from django.db import IntegrityError, transaction
@@ -7,18 +9,20 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import generics, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from giga.exceptions import ERROR, error_responses
 
 from . import tasks
+from .auth import AuthenticatedRequest
 from .models import Usuario
 from .ratelimit import AttemptThrottle, limit_mail_to
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
-
 
 EMAIL_NOT_VERIFIED = (
     "Verify your email address before logging in: follow the link in the mail we sent you, "
@@ -26,7 +30,7 @@ EMAIL_NOT_VERIFIED = (
 )
 
 
-class SignupView(generics.CreateAPIView):
+class SignupView(generics.CreateAPIView[Usuario]):
     """POST /api/auth/signup/ -> 201 user; mails a verification link unless
     ACCOUNT_EMAIL_VERIFICATION is "none"."""
 
@@ -37,10 +41,10 @@ class SignupView(generics.CreateAPIView):
     serializer_class = SignupSerializer
 
     @extend_schema(auth=[], responses={201: UsuarioSerializer, **error_responses(400, 429, 503)})
-    def post(self, request, *args, **kwargs):
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)
 
-    def perform_create(self, serializer):
+    def perform_create(self, serializer: BaseSerializer[Usuario]) -> None:
         verifying = settings.ACCOUNT_EMAIL_VERIFICATION != "none"
         if verifying:
             limit_mail_to(self.request, serializer.validated_data["email"])
@@ -70,7 +74,7 @@ class LoginView(APIView):
         403: OpenApiResponse(ERROR, description="The password is right but the address is not verified yet "
                                                 "(ACCOUNT_EMAIL_VERIFICATION = mandatory)."),
     })
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
@@ -79,7 +83,7 @@ class LoginView(APIView):
             raise PermissionDenied(EMAIL_NOT_VERIFIED)
         AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
         instance, token = AuthToken.objects.create(user)
-        update_last_login(None, user)
+        update_last_login(Usuario, user)
         return Response({"token": token, "expiry": instance.expiry, "user": UsuarioSerializer(user).data})
 
 
@@ -90,26 +94,29 @@ class LogoutView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=None, responses={204: None, **error_responses(401, 503)})
-    def post(self, request):
+    def post(self, request: AuthenticatedRequest) -> Response:
         request.auth.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MeView(generics.RetrieveAPIView):
+class MeView(generics.RetrieveAPIView[Usuario]):
     """GET /api/auth/me/ -> 200 user."""
 
     permission_classes = [IsAuthenticated]
     serializer_class = UsuarioSerializer
 
     @extend_schema(responses={200: UsuarioSerializer, **error_responses(401, 503)})
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
-    def get_object(self):
-        return self.request.user
+    def get_object(self) -> Usuario:
+        user = self.request.user
+        if not isinstance(user, Usuario):  # IsAuthenticated let only users in
+            raise NotAuthenticated
+        return user
 
 
-class UsuarioListView(generics.ListAPIView):
+class UsuarioListView(generics.ListAPIView[Usuario]):
     """GET /api/users/?page=N -> paginated users, staff only."""
 
     permission_classes = [IsAdminUser]
@@ -117,11 +124,11 @@ class UsuarioListView(generics.ListAPIView):
     queryset = Usuario.objects.order_by("id")
 
     @extend_schema(responses={200: UsuarioSerializer(many=True), **error_responses(401, 403, 404, 503)})
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
 
-class UsuarioDetailView(generics.RetrieveAPIView):
+class UsuarioDetailView(generics.RetrieveAPIView[Usuario]):
     """GET /api/users/<id>/ -> user, staff only."""
 
     permission_classes = [IsAdminUser]
@@ -129,5 +136,5 @@ class UsuarioDetailView(generics.RetrieveAPIView):
     queryset = Usuario.objects.all()
 
     @extend_schema(responses={200: UsuarioSerializer, **error_responses(401, 403, 404, 503)})
-    def get(self, request, *args, **kwargs):
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)

@@ -2,8 +2,8 @@
 tokens that outlive a password, names and addresses spelled another way
 past the limits, and a second account that only differs in case."""
 
-import getpass
 import io
+from unittest import mock
 
 import pytest
 from django.contrib.auth.hashers import make_password
@@ -72,12 +72,8 @@ def change_in_admin(user, outbox):
 
 
 def change_by_command(user, outbox):
-    original = getpass.getpass
-    getpass.getpass = lambda prompt="": "Command-set-passw0rd"
-    try:
+    with mock.patch("getpass.getpass", return_value="Command-set-passw0rd"):
         call_command("changepassword", user.username, stdout=io.StringIO())
-    finally:
-        getpass.getpass = original
 
 
 def change_in_code(user, outbox):

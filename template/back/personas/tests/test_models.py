@@ -47,7 +47,7 @@ def test_create_user_needs_a_username():
 def test_create_superuser():
     admin = Usuario.objects.create_superuser("root", "root@example.com", "password123")
     assert admin.is_staff and admin.is_superuser
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is_staff"):
         Usuario.objects.create_superuser("root2", "r@example.com", "password123", is_staff=False)
 
 

@@ -170,7 +170,7 @@ def test_bad_trusted_proxies_fail_the_system_check(settings, entry):
     from django.core.checks import run_checks
 
     settings.TRUSTED_PROXIES = [PROXY, entry, "giga-frontend"]
-    errors = [error for error in run_checks() if error.id.startswith("ratelimit.")]
+    errors = [error for error in run_checks() if (error.id or "").startswith("ratelimit.")]
     assert [error.id for error in errors] == ["ratelimit.E002"]
     assert repr(entry) in errors[0].msg
 

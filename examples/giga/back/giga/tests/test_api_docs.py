@@ -41,7 +41,9 @@ def test_docs_for_staff_come_from_this_server_under_its_csp(settings, staff):
     policy = response["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     # Every script and stylesheet is this server's; the one inline style has the nonce.
-    nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+    match = re.search(r"'nonce-([^']+)'", policy)
+    assert match is not None, policy
+    nonce = match.group(1)
     assert re.findall(r"<style nonce=\"([^\"]+)\">", html) == [nonce]
     assert "<script>" not in html
     *assets, script_url = re.findall(r'(?:src|href)="([^"]+)"', html)

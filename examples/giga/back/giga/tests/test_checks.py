@@ -44,8 +44,9 @@ def manage_check(tmp_path, settings_source, **environ):
 def test_manage_py_check_fails_on_another_engine(tmp_path):
     # The engine comes from the environment, so the settings source does not
     # name it and only E001 applies. (In memory: model checks open it.)
-    result = manage_check(tmp_path, f"import os\nfrom {PACKAGE}.settings import *\n"
-                                    "DATABASES['default'] = {'ENGINE': os.environ['OTHER_ENGINE'], 'NAME': ':memory:'}\n",
+    result = manage_check(tmp_path,
+                          f"import os\nfrom {PACKAGE}.settings import *\n"
+                          "DATABASES['default'] = {'ENGINE': os.environ['OTHER_ENGINE'], 'NAME': ':memory:'}\n",
                           OTHER_ENGINE=FILE_ENGINE)
     assert result.returncode == 1
     assert "architecture.E001" in result.stderr and "architecture.E002" not in result.stderr

@@ -10,19 +10,23 @@ worker's queue is a table that `manage.py migrate` creates.
 
 import os
 import time
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.migration import Migration
 from django.db.utils import Error as DatabaseError
 
 
-def unapplied(connection):
+def unapplied(connection: BaseDatabaseWrapper) -> list[tuple[Migration, bool]]:
     executor = MigrationExecutor(connection)
     return executor.migration_plan(executor.loader.graph.leaf_nodes())
 
 
-def first_line(exc):
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -31,7 +35,7 @@ class Command(BaseCommand):
     help = "Wait until the database accepts a connection; exit 1 after --timeout seconds."
     requires_system_checks = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--timeout",
             type=float,
@@ -42,7 +46,8 @@ class Command(BaseCommand):
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias (default: default).")
         parser.add_argument("--migrated", action="store_true", help="Also wait until no migration is unapplied.")
 
-    def handle(self, *args, timeout, interval, database, migrated, **options):
+    def handle(self, *args: Any, timeout: float, interval: float, database: str, migrated: bool,
+               **options: Any) -> None:
         connection = connections[database]
         params = connection.settings_dict
         target = f"{params['USER']}@{params['HOST']}:{params['PORT']}/{params['NAME']}"

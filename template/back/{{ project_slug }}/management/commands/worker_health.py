@@ -6,7 +6,9 @@ worker taking it. A worker that hangs, or cannot keep up, turns unhealthy;
 one that dies ends its container, which `restart:` brings back.
 """
 
+from argparse import ArgumentParser
 from datetime import timedelta
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
@@ -19,11 +21,11 @@ class Command(BaseCommand):
     help = "Exit 1 if the database is unreachable or a due task has waited longer than --max-delay seconds."
     requires_system_checks = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--max-delay", type=float, default=300.0,
                             help="Seconds a due task may wait for a worker (default 300).")
 
-    def handle(self, *args, max_delay, **options):
+    def handle(self, *args: Any, max_delay: float, **options: Any) -> None:
         late = timezone.now() - timedelta(seconds=max_delay)
         try:
             # A task queued with no run_after is due from the moment it is queued.

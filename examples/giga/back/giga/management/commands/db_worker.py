@@ -10,6 +10,7 @@ INSTALLED_APPS, so this command is the one `manage.py db_worker` runs.
 import logging
 import os
 import time
+from typing import Any
 
 from django.db.utils import OperationalError
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
@@ -21,20 +22,22 @@ RETRY_SECONDS = 5
 
 
 class Worker(db_worker.Worker):
-    def run(self):
+    def run(self) -> None:
         while self.running:
             try:
-                return super().run()
+                super().run()
             except OperationalError as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 logger.warning("Database unavailable (%s); the worker tries again in %ss", reason, RETRY_SECONDS)
                 time.sleep(RETRY_SECONDS)
-        return None
+            else:
+                return
 
 
 class Command(db_worker.Command):
-    def handle(self, *, verbosity, queue_name, interval, batch, backend_name, startup_delay, reload,
-               max_tasks, worker_id, exclude_queues, **options):
+    def handle(self, *, verbosity: int, queue_name: str, interval: float, batch: bool, backend_name: str,
+               startup_delay: bool, reload: bool, max_tasks: int | None, worker_id: str, exclude_queues: str,
+               **options: Any) -> None:
         self.configure_logging(verbosity)
         worker = Worker(queue_names=queue_name.split(","), interval=interval, batch=batch,
                         backend_name=backend_name, startup_delay=startup_delay, max_tasks=max_tasks,

@@ -15,10 +15,12 @@ next to this backend (or pass --compose-dir).
 
 import os
 import uuid
+from argparse import ArgumentParser
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import yaml
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -64,7 +66,7 @@ class Abort(Exception):
     """A check failed with this reason."""
 
 
-def walk(root, max_depth):
+def walk(root: str | Path, max_depth: int) -> Iterator[Path]:
     """Files under root, at most max_depth directories down, symlinks not followed."""
     root = Path(root)
     if not root.is_dir():
@@ -77,7 +79,7 @@ def walk(root, max_depth):
             yield Path(directory) / name
 
 
-def file_databases(root, max_depth=6):
+def file_databases(root: str | Path, max_depth: int = 6) -> list[Path]:
     """Files under root that are embedded file databases, by name or by content."""
     found = []
     for path in walk(root, max_depth):
@@ -93,7 +95,7 @@ def file_databases(root, max_depth=6):
     return found
 
 
-def postgres_data_dirs(roots=PG_SCAN_ROOTS, max_depth=4):
+def postgres_data_dirs(roots: Iterable[Path] = PG_SCAN_ROOTS, max_depth: int = 4) -> list[Path]:
     """/var/lib/postgresql if it exists, and every directory holding a
     PG_VERSION file (the mark of a PostgreSQL data directory) under roots."""
     found = [PG_DATA_ROOT] if PG_DATA_ROOT.exists() else []
@@ -102,21 +104,21 @@ def postgres_data_dirs(roots=PG_SCAN_ROOTS, max_depth=4):
     return sorted(set(found))
 
 
-def service_networks(compose):
+def service_networks(compose: dict[str, Any]) -> dict[str, set[str]]:
     """Service name -> the Docker networks it joins (their real names, as
     `docker network ls` shows them). A service that names no network joins
     its project's `default` network."""
     project = compose.get("name", "")
     declared = compose.get("networks") or {}
 
-    def real_name(key):
-        return (declared.get(key) or {}).get("name") or f"{project}_{key}"
+    def real_name(key: str) -> str:
+        return str((declared.get(key) or {}).get("name") or f"{project}_{key}")
 
     return {name: {real_name(key) for key in (service.get("networks") or ["default"])}
             for name, service in (compose.get("services") or {}).items()}
 
 
-def network_isolation(db_compose, dev_compose, db_service):
+def network_isolation(db_compose: dict[str, Any], dev_compose: dict[str, Any], db_service: str) -> str:
     """The database shares a network with the backend (and its task worker,
     the same code) and nobody else of the
     dev compose; the db project's own optional services (exporter, scheduled
@@ -154,7 +156,7 @@ class Command(BaseCommand):
     help = "Verify that the backend uses the isolated PostgreSQL and has no database of its own."
     requires_system_checks = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
         parser.add_argument("--only", nargs="+", choices=CHECKS, metavar="CHECK",
                             help=f"run these checks only: {', '.join(CHECKS)}")
@@ -162,17 +164,20 @@ class Command(BaseCommand):
                             help=f"directory holding {DEV_COMPOSE} and {DB_COMPOSE} "
                                  f"(default: {COMPOSE_MOUNT}, else the project root of this checkout)")
 
-    def handle(self, *args, database, compose_dir, only, **options):
+    def handle(self, *args: Any, database: str, compose_dir: Path | None, only: list[str] | None,
+               **options: Any) -> None:
         self.alias = database
         self.compose_dir = compose_dir
         self.connection = connections[database]
         self.failures = 0
         self.total = 0
-        checks = [(title.format(service=settings.DB_SERVICE), getattr(self, f"check_{key.replace('-', '_')}"))
-                  for key, title in CHECKS.items() if not only or key in only]
+        checks: list[tuple[str, Callable[[], str]]] = [
+            (title.format(service=settings.DB_SERVICE), getattr(self, f"verify_{key.replace('-', '_')}"))
+            for key, title in CHECKS.items() if not only or key in only
+        ]
         connected = True
         for title, check in checks:
-            needs_db = check in (self.check_migrations, self.check_tables, self.check_round_trip)
+            needs_db = check in (self.verify_migrations, self.verify_tables, self.verify_round_trip)
             if needs_db and not connected:
                 self.report(False, title, "skipped: no connection to the database")
                 continue
@@ -181,7 +186,7 @@ class Command(BaseCommand):
             except Exception as exc:  # noqa: BLE001 -- every failure is a ❌ line, not a traceback
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 self.report(False, title, reason)
-                if check == self.check_connection:
+                if check == self.verify_connection:
                     connected = False
             else:
                 self.report(True, title, detail)
@@ -189,7 +194,7 @@ class Command(BaseCommand):
             raise CommandError(f"{self.failures} of {self.total} architecture checks failed.")
         self.stdout.write(f"All {self.total} architecture checks passed.")
 
-    def report(self, ok, title, detail):
+    def report(self, ok: bool, title: str, detail: str) -> None:
         self.total += 1
         if not ok:
             self.failures += 1
@@ -197,28 +202,31 @@ class Command(BaseCommand):
         self.stdout.write(line)
 
     # -- the checks ---------------------------------------------------------
-    def check_engine(self):
-        engine = self.connection.settings_dict["ENGINE"]
+    def verify_engine(self) -> str:
+        engine: str = self.connection.settings_dict["ENGINE"]
         if engine != POSTGRESQL_ENGINE or self.connection.vendor != "postgresql":
             raise Abort(f"ENGINE is {engine!r}")
         return engine
 
-    def check_host(self):
+    def verify_host(self) -> str:
         host = self.connection.settings_dict["HOST"]
         if host != settings.DB_SERVICE:
             raise Abort(f"HOST is {host!r}, expected the service name {settings.DB_SERVICE!r} (DB_HOST)")
         return f"{host}:{self.connection.settings_dict['PORT']}"
 
-    def check_connection(self):
+    def verify_connection(self) -> str:
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "SELECT current_user, current_database(), host(inet_server_addr()), "
                 "current_setting('server_version')"
             )
-            user, name, address, version = cursor.fetchone()
+            row = cursor.fetchone()
+        if row is None:
+            raise Abort("the server answered no row")
+        user, name, address, version = row
         return f"{user}@{name} on PostgreSQL {version} at {address or 'a Unix socket'}"
 
-    def check_migrations(self):
+    def verify_migrations(self) -> str:
         executor = MigrationExecutor(self.connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
         if plan:
@@ -227,7 +235,7 @@ class Command(BaseCommand):
         applied = len(executor.loader.applied_migrations)
         return f"{applied} applied"
 
-    def check_tables(self):
+    def verify_tables(self) -> str:
         introspection = self.connection.introspection
         with self.connection.cursor() as cursor:
             existing = set(introspection.table_names(cursor))
@@ -238,7 +246,7 @@ class Command(BaseCommand):
             raise Abort(f"missing: {', '.join(missing)}")
         return f"{len(expected)} tables, e.g. personas_usuario, django_migrations"
 
-    def check_round_trip(self):
+    def verify_round_trip(self) -> str:
         from personas.models import Usuario
 
         username = f"verify-{uuid.uuid4().hex[:12]}"
@@ -252,13 +260,13 @@ class Command(BaseCommand):
             raise Abort("the rolled-back row is still there")
         return "INSERT + SELECT on personas_usuario, rolled back"
 
-    def check_no_file_db(self):
+    def verify_no_file_db(self) -> str:
         found = file_databases(settings.BASE_DIR)
         if found:
             raise Abort(", ".join(map(str, found)))
         return f"none under {settings.BASE_DIR}"
 
-    def check_no_pg_data(self):
+    def verify_no_pg_data(self) -> str:
         roots = [*PG_SCAN_ROOTS, Path(settings.BASE_DIR)]
         if os.environ.get("PGDATA"):
             roots.append(Path(os.environ["PGDATA"]))
@@ -267,7 +275,7 @@ class Command(BaseCommand):
             raise Abort(", ".join(map(str, found)))
         return f"no {PG_DATA_ROOT}, no PG_VERSION file"
 
-    def check_networks(self):
+    def verify_networks(self) -> str:
         candidates = [self.compose_dir] if self.compose_dir else [COMPOSE_MOUNT, Path(settings.BASE_DIR).parent]
         directory = next((d for d in candidates if (d / DEV_COMPOSE).is_file()), None)
         if directory is None:

@@ -8,6 +8,8 @@ removes it again, and accepts only names `create` makes.
 
 import re
 import uuid
+from argparse import ArgumentParser
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -21,11 +23,11 @@ class Command(BaseCommand):
     help = "Create (and print) or delete the probe user of scripts/verify."
     requires_system_checks = []
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("action", choices=["create", "delete"])
         parser.add_argument("username", nargs="?", help="the name `create` printed (delete only)")
 
-    def handle(self, *args, action, username, **options):
+    def handle(self, *args: Any, action: str, username: str | None, **options: Any) -> None:
         if action == "create":
             username = f"{PREFIX}{uuid.uuid4().hex[:12]}"
             # No password: the probe can never log in, even if it were left behind.

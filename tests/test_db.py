@@ -908,7 +908,7 @@ def test_verify_architecture_fails_when_another_service_joins_the_db_network(
     shutil.copytree(giga_project, project, symlinks=True)
     backend = Backend(project, giga_db, venv_for(project / "back"))
     result = backend.manage("verify_architecture")
-    assert (f"✅ {NETWORK_LINE}: {network}: giga-db, backend and worker only; backup, exporter on giga_db_default; "
+    assert (f"✅ {NETWORK_LINE}: {network}: giga-db, backend and worker only; backup, backup-physical, exporter on giga_db_default; "
             in result.stdout), result.stdout
     joined = intrude(project, network)
     result = backend.manage("verify_architecture")

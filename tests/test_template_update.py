@@ -196,6 +196,11 @@ CHANGELOG = """\
 ## 0.2.0
 
 - **Removed**: old. **Action**: action-020.
+- **Added**: a second paragraph holds the action.
+
+  **Action**: action-020-b,
+  then its next line.
+Released 2026-01-01.
 
 ## 0.1.0
 
@@ -209,7 +214,7 @@ def test_changelog_actions_are_read_per_release(default_project):
     assert actions == {
         Version("0.4.0"): ["**Action** (Kubernetes): apply the overlay (action-040)."],
         Version("0.3.0"): ["**Action**: action-030-a.", "**Action**: action-030-b, over two lines."],
-        Version("0.2.0"): ["**Action**: action-020."],
+        Version("0.2.0"): ["**Action**: action-020.", "**Action**: action-020-b, then its next line."],
         Version("0.1.0"): [],
     }
     section = module.actions_section(CHANGELOG, "0.2.0", "0.4.0")

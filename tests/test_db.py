@@ -167,8 +167,10 @@ def test_db_keeps_only_the_capabilities_its_entrypoint_needs(versioned_project):
 
 
 BACKUP_SCRIPTS = ("backup", "list-backups", "restore")
-# upgrade-from: see make db-upgrade; the physical ones: test_db_pitr.py
-DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from", "backup-physical", "list-backups-physical", "pitr")
+# upgrade-from: see make db-upgrade; the physical ones: test_db_pitr.py;
+# restore-drill and table-row-counts (which upgrade-from uses too): test_db_drill.py
+DB_SCRIPTS = (*BACKUP_SCRIPTS, "upgrade-from", "backup-physical", "list-backups-physical", "pitr", "restore-drill",
+              "table-row-counts")
 # The `backup` profile's command, not run by hand.
 SCHEDULED_BACKUP = "backup-every"
 SCHEDULED_PHYSICAL_BACKUP = "backup-physical-every"

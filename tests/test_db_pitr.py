@@ -188,7 +188,10 @@ def test_the_schedule_runs_beside_the_server_from_its_image_and_production_enabl
     assert service["volumes"] == [f"{data}:ro", "db_pgbackrest:/var/lib/pgbackrest", "db_socket:/var/run/postgresql"]
     assert "db_socket:/var/run/postgresql" in db["volumes"]
     assert compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_socket"]["driver_opts"]["type"] == "tmpfs"
-    assert service["environment"] == {"PGBACKREST_STANZA": a["project_slug"]} and service["env_file"] == ".env"
+    # restore-drill logs in as the superuser, over the socket
+    assert service["environment"] == {"PGBACKREST_STANZA": a["project_slug"], "POSTGRES_USER": a["db_admin_user"],
+                                      "POSTGRES_DB": a["db_name"], "PGPORT": str(a["db_port"])} \
+        and service["env_file"] == ".env"
     assert "cap_add" not in service and service["tmpfs"] == ["/tmp"]
     for name in (".env", ".env.example"):
         assert dotenv.load(versioned_project / "db" / name)["PHYSICAL_BACKUP_INTERVAL"] == "86400", name
@@ -495,7 +498,8 @@ def test_the_schedule_takes_a_full_then_incrementals_and_stops_on_sigterm(archiv
     db.sql("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     log = db.server.root / "schedule.log"
     server = db.server
-    path = f"{Path(glob.glob('/usr/lib/postgresql/*/bin/pg_waldump')[-1]).parent}:{os.environ['PATH']}"
+    # the image's PATH: the scripts, and the server's binaries (each backup is followed by a restore drill)
+    path = f"{db.bin}:{server.bindir}:{os.environ['PATH']}"
     env = {**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port), "PATH": path,
            "LANG": "C.UTF-8", "HOME": str(server.root), "PHYSICAL_BACKUP_INTERVAL": "1"}
     user = {"user": RUN_AS, "group": RUN_AS, "extra_groups": []} if os.geteuid() == 0 else {}
@@ -518,11 +522,13 @@ def test_the_schedule_takes_a_full_then_incrementals_and_stops_on_sigterm(archiv
     assert time.monotonic() - started < 10
     text = log.read_text()
     assert "backup-physical-every: stopping" in text
+    assert "restore-drill: passed" in text, text
     kinds = re.findall(r"backup-physical: (full|incr) backup of stanza", text)
     assert kinds[:3] == ["full", "incr", "incr"], text
     info = db.pgbackrest("info")
     assert info.stdout.count("full backup:") == 1 and info.stdout.count("incr backup:") >= 2, info.stdout
-    # production's healthcheck: healthy now, unhealthy once the newest backup is two intervals old
+    # production's healthcheck: healthy now (a backup, and a drill that passed), unhealthy once the
+    # newest backup is two intervals old
     prod = compose.load_override(pitr_project / "db/docker-compose.prod.yml")["services"]["backup-physical"]
     check = compose.healthcheck_command(prod)
     assert server._run(check, check=False, env={**env, "PHYSICAL_BACKUP_INTERVAL": "3600"}).returncode == 0

@@ -456,11 +456,60 @@ def test_ci_runs_the_readmes_test_command():
     assert test_command in (REPO / ".ci/run").read_text()
 
 
+# The rule: the root README is the template's front door (what it is, the two
+# commands, what you get, requirements, where to read next) and docs/ holds the
+# rest, each fact once. 160 lines is what such a door needs; past it, move a
+# section into docs/ and link to it rather than raise the budget.
+README_BUDGET = 160
+
+
+def test_readme_is_a_short_front_door():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= README_BUDGET, (
+        f"README.md has {len(lines)} lines, over its budget of {README_BUDGET}: move the detail into docs/")
+
+
+def broken_links(files: list[Path], root: Path) -> list[str]:
+    """Relative Markdown links that do not resolve, from the linking file, to a
+    file or directory inside root; a #anchor, when given, must name a heading
+    of the linked Markdown file."""
+    broken = []
+    for path in files:
+        for target in MARKDOWN_LINK.findall(path.read_text(encoding="utf-8")):
+            if re.match(r"[a-z][a-z+.-]*:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (path.parent / file_part).resolve() if file_part else path.resolve()
+            where = path.relative_to(root)
+            if not linked.exists() or root.resolve() not in [linked, *linked.parents]:
+                broken.append(f"{where}: link to {target}")
+            elif anchor and linked.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+                if anchor not in {github_anchor(h) for h in headings}:
+                    broken.append(f"{where}: link to {target} (no such heading)")
+    return broken
+
+
+def test_readme_and_docs_links_resolve(tmp_path):
+    """The README sends readers into docs/ and docs/ into the repository: every
+    relative link there reaches a file that exists (and its heading, if named)."""
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    assert broken_links(docs, REPO) == []
+    # the check itself: a page whose links miss
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/page.md").write_text("# Page\n")
+    (tmp_path / "README.md").write_text("[ok](docs/page.md#page) [gone](docs/gone.md) [wrong](docs/page.md#nowhere)"
+                                        " [up](../outside.md) [web](https://example.com/x.md)\n")
+    assert broken_links([tmp_path / "README.md"], tmp_path) == [
+        "README.md: link to docs/gone.md", "README.md: link to docs/page.md#nowhere (no such heading)",
+        "README.md: link to ../outside.md"]
+
+
 # ---------------------------------------------------------------------------
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
 FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "db-backup-physical",
-        "db-backups-physical", "db-pitr", "psql", "db-stats", "db-upgrade", "api-types", "logs",
+        "db-backups-physical", "db-pitr", "db-drill", "psql", "db-stats", "db-upgrade", "api-types", "logs",
         "down", "prod-db-up", "prod-up", "prod-logs", "prod-down", "template-update", "template-drift"]
 
 

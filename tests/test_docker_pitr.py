@@ -2,7 +2,8 @@
 the project's own commands: the stanza made at first start, `make
 db-backup-physical`, `make db-pitr` to a noted moment (exactly the rows of that
 moment, the data as it was kept in a volume), a target outside the archive
-refused with nothing changed, and archiving that survives `docker kill`.
+refused with nothing changed, archiving that survives `docker kill`, and
+`make db-drill` beside the live database (a drill made to fail is recorded).
 
 On the stand-in image pgBackRest is Debian trixie's (scripts/standins/README.md):
 giga's PostgreSQL 16 is one it knows."""
@@ -88,3 +89,21 @@ def test_archiving_resumes_after_the_database_is_killed(project, names):
     check = as_postgres(names, "pgbackrest", "check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     assert names.psql("SELECT count(*) FROM churn") == "200000"
+
+
+def test_make_db_drill_restores_beside_the_live_database_and_a_failed_drill_is_recorded(project, names):
+    run_make(project, "db-backup-physical", "TYPE=full")
+    drilled = run_make(project, "db-drill", timeout=600)
+    assert "restore-drill: passed: " in drilled.stdout, drilled.stdout + drilled.stderr
+    check = as_postgres(names, "restore-drill", "--check", check=False)
+    assert check.returncode == 0 and "the last drill passed" in check.stdout, check.stderr
+    # the same drill with a passphrase that does not open the repository
+    failed = engine.docker("exec", "-u", "postgres", "-e", "PGBACKREST_REPO1_CIPHER_PASS=not-the-passphrase",
+                           names.db, "restore-drill", check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "restore-drill: FAILED: the repository cannot be used" in failed.stderr, failed.stderr
+    check = as_postgres(names, "restore-drill", "--check", check=False)
+    assert check.returncode == 1 and "failed: " in check.stderr, check.stdout + check.stderr
+    # the live database served throughout, and no scratch copy is left
+    assert names.psql("SELECT count(*) FROM churn") == "200000"
+    assert as_postgres(names, "ls", "-A", "/var/lib/pgbackrest/restore-drill").stdout.strip() == ""

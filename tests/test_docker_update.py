@@ -4,6 +4,7 @@ PostgreSQL major through `copier update` and `make db-upgrade`."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from test_update import clone_template, commit_all, generate, git, update
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 
-# The CHANGELOG's 0.2.0: the release before this one.
-PREVIOUS_RELEASE = "d538850"
+# The CHANGELOG's 0.3.0: the release before this one.
+PREVIOUS_RELEASE = "b9487da"
 
 
 @pytest.fixture
@@ -60,8 +61,8 @@ def running(docker_engine, upstream, tmp_path):
     yield start
     for project in started:
         teardown(project)
-    # the old major's volume, which make db-upgrade keeps
-    engine.docker("volume", "rm", "--force", "giga_db_data_16", check=False)
+    # the old major's volumes, which make db-upgrade keeps
+    engine.docker("volume", "rm", "--force", "giga_db_data_16", "giga_db_pgbackrest_16", check=False)
 
 
 def test_an_update_from_the_previous_release_rebuilds_serves_and_keeps_the_data(running):
@@ -85,6 +86,16 @@ def test_an_update_from_the_previous_release_rebuilds_serves_and_keeps_the_data(
     for service, container in (("backend", names.backend), ("frontend", names.frontend)):
         built = engine.inspect(f"{names.answers['project_slug']}_dev-{service}", "image")["Id"]
         assert engine.inspect(container)["Image"] == built, service
+    # the CHANGELOG's Action for pgBackRest: the passphrase into db/.env, the
+    # database restarted, a first full backup, which creates the repository
+    with (project / "db/.env").open("a") as env:
+        env.write(f"PGBACKREST_REPO1_CIPHER_PASS={secrets.token_hex(32)}\nPHYSICAL_BACKUP_INTERVAL=86400\n")
+    run_make(project, "db-up")
+    engine.wait_healthy(names.db)
+    run_make(project, "db-backup-physical", "TYPE=full")
+    check = engine.docker("exec", "-u", "postgres", names.db, "pgbackrest", "check", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert names.psql(STATE) == before
 
 
 def test_a_new_major_through_copier_update_and_make_db_upgrade_keeps_every_row(running):
@@ -99,5 +110,6 @@ def test_a_new_major_through_copier_update_and_make_db_upgrade_keeps_every_row(r
     engine.wait_healthy(names.db)
     assert names.psql("SHOW server_version_num")[:2] == "18"
     assert names.psql(STATE) == before
-    assert engine.exists("giga_db_data_16", "volume"), "the old major's volume is kept"
+    for kept in ("giga_db_data_16", "giga_db_pgbackrest_16"):
+        assert engine.exists(kept, "volume"), f"the old major's {kept} is kept"
     engine.wait_for(lambda: status(f"{names.api_url}/api/health/") == 200, 120, "the backend on 18")

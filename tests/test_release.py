@@ -33,7 +33,7 @@ WORKFLOW = REPO / ".github/workflows/release.yml"
 # The releases before the rule was written down, found by hand: 0.1.0's heading
 # first appeared undated in 9ee2b05, above an Unreleased section (a draft); it
 # was dated ("Released 2026-11-28.") by "0.1.0: CHANGELOG entry for the first
-# release". 0.2.0 is test_docker_update's PREVIOUS_RELEASE.
+# release".
 KNOWN = {"0.1.0": "38660e1e30bb97418289c494587253aae3659a4f",
          "0.2.0": "d538850c41e3e4e87052333d15cd88400ccbfccc"}
 

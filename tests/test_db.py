@@ -242,16 +242,18 @@ def test_db_upgrade_refuses_without_the_old_volume(render):
 
 def test_readme_documents_the_upgrade_its_rollback_and_the_old_volume(versioned_project):
     a = recorded(versioned_project)
-    major, volume = a["postgres_version"], compose.load(versioned_project / "db/docker-compose.yml")["volumes"]["db_data"]["name"]
+    volumes = compose.load(versioned_project / "db/docker-compose.yml")["volumes"]
+    major, volume, repository = a["postgres_version"], volumes["db_data"]["name"], volumes["db_pgbackrest"]["name"]
     section = (versioned_project / "db/README.md").read_text().split("## Upgrading PostgreSQL to a new major\n", 1)[1]
     newer = [v for v in POSTGRES_VERSIONS if v > major]
     target = str(newer[-1]) if newer else "<new>"
     commands = [line.split("#")[0].strip() for line in section.splitlines()]
     # the two steps, in order, from this major
     assert commands.index(f"copier update -d postgres_version={target}") < commands.index(f"make db-upgrade FROM={major}")
-    # rollback: render the old major again; then delete its volume, by the name compose gives it
+    # rollback: render the old major again; then delete its volumes (the data's and
+    # pgBackRest's repository), by the names compose gives them
     assert f"copier update -d postgres_version={major}" in commands
-    assert f"docker volume rm {volume}" in commands
+    assert f"docker volume rm {volume} {repository}" in commands
     assert "{{" not in section
 
 

@@ -182,11 +182,30 @@ def test_jobs_run_the_dockerfiles_runtimes(example):
 
 def test_front_job_runs_check_test_lint_build(example):
     scripts = json.loads((example / "front/package.json").read_text())["scripts"]
-    ran = [step["run"] for step in steps(example, "front") if "run" in step]
-    assert ran == ["npm ci", "npm run gen:api && git diff --exit-code -- ./src/lib/api", "npm run check", "npm test",
-                   "npm run lint", "npm run build"]
-    assert {"check", "test", "lint", "build"} <= set(scripts)
+    runs = [step["run"].strip() for step in steps(example, "front") if "run" in step]
+    # one command a step, but coverage's, which then writes its summary (the next test)
+    assert [run for run in runs if "\n" in run] == [run for run in runs if run.startswith("npm run test:coverage\n")]
+    ran = [run.splitlines()[0] for run in runs]
+    assert ran == ["npm ci", "npm run gen:api && git diff --exit-code -- ./src/lib/api", "npm run check",
+                   "npm run test:coverage", "npm run lint", "npm run build"]
+    assert {"check", "test", "test:coverage", "lint", "build"} <= set(scripts)
     assert workflow(example)["jobs"]["front"]["defaults"]["run"]["working-directory"] == "front"
+
+
+def test_front_job_reports_coverage_in_the_run_summary(example):
+    """The unit tests with coverage (vitest's thresholds fail the step), then
+    the table vite.config.ts writes to coverage/coverage.txt, fenced, in the
+    run's summary, as the back job puts pytest-cov's."""
+    (step,) = [step for step in steps(example, "front") if "test:coverage" in step.get("run", "")]
+    lines = [line.strip() for line in step["run"].splitlines()]
+    assert lines[0] == "npm run test:coverage", lines
+    assert lines[1:] == ["{", "echo '### Frontend coverage'", "echo '```'", "cat coverage/coverage.txt",
+                         "echo '```'", '} >> "$GITHUB_STEP_SUMMARY"'], lines
+    scripts = json.loads((example / "front/package.json").read_text())["scripts"]
+    assert scripts["test:coverage"] == "vitest run --coverage"
+    vite = (example / "front/vite.config.ts").read_text()
+    assert "['text', { file: 'coverage.txt' }]" in vite and "reportsDirectory: 'coverage'" in vite
+    assert "coverage report --format=markdown >> \"$GITHUB_STEP_SUMMARY\"" in run_lines(example, "back")
 
 
 def test_lint_job_runs_the_hooks_and_validates_every_compose_file(example):
@@ -210,9 +229,9 @@ def test_lint_job_runs_the_hooks_and_validates_every_compose_file(example):
 
 def test_stack_job_boots_the_project_as_a_new_clone_does(example):
     """The env files from scripts/env-files (their .env.example, new random
-    secrets, masked), exactly the Makefile's targets, then the API's health
-    and no missing migration; the logs on failure, `make down` whatever
-    happened. Its run: steps are what a test on a real engine runs literally
+    secrets, masked), exactly the Makefile's targets, then the API's health,
+    the frontend's browser journeys (`make e2e`) and no missing migration;
+    the logs on failure, `make down` whatever happened. Its run: steps are what a test on a real engine runs literally
     (harness.workflows.run_steps)."""
     a = answers(example)
     backend = f"{a['project_slug']}_backend_dev"
@@ -224,20 +243,31 @@ def test_stack_job_boots_the_project_as_a_new_clone_does(example):
          'echo "$health"\n'
          """grep -Eq '"status" *: *"ok"' <<<"$health\"""", None),
         (f"curl -fsS --retry 30 --retry-delay 2 --retry-all-errors http://127.0.0.1:{a['frontend_port']}/healthz", None),
+        ("npm ci\n"
+         'if [ -z "${PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH:-}" ]; then\n'
+         "  npx playwright install --with-deps chromium\n"
+         "fi", None),
+        ("make e2e", None),
         (f"docker exec {backend} python manage.py makemigrations --check --dry-run", None),
         ("(cd db && docker compose logs --no-color --timestamps)\n"
          "docker compose -f docker-compose.dev.yml logs --no-color --timestamps", "failure()"),
         ("make down", "always()"),
     ]
-    assert all(step.env == {} and step.working_directory is None for step in ran)
+    assert all(step.env == {} for step in ran)
+    assert [step.name for step in ran if step.working_directory] == ["Playwright and its Chromium"]
+    assert next(step for step in ran if step.working_directory).working_directory == "front"
     # the targets are the Makefile's, in the README's order
-    assert {"db-up", "up", "migrate", "verify", "down"} <= set(make.targets(example))
+    assert {"db-up", "up", "migrate", "verify", "e2e", "down"} <= set(make.targets(example))
     # its container and port are the project's
     dev = compose.load(example / "docker-compose.dev.yml")["services"]["backend"]
     assert dev["container_name"] == backend and f"127.0.0.1:{a['backend_port']}:{a['backend_port']}" in dev["ports"]
-    # the only action is the checkout; no service container, no secret, no extra permission
+    # the only actions are the checkout and, for the browser journeys, the front
+    # job's Node; no service container, no secret, no extra permission
     job = workflow(example)["jobs"]["stack"]
-    assert [step["uses"].split("@")[0] for step in job["steps"] if "uses" in step] == ["actions/checkout"]
+    uses = [step for step in job["steps"] if "uses" in step]
+    assert [step["uses"].split("@")[0] for step in uses] == ["actions/checkout", "actions/setup-node"]
+    (front_node,) = [s for s in workflow(example)["jobs"]["front"]["steps"] if "setup-node" in s.get("uses", "")]
+    assert (uses[1]["uses"], uses[1]["with"]) == (front_node["uses"], front_node["with"])
     assert "services" not in job and "permissions" not in job and "secrets." not in json.dumps(job)
     assert (example / "scripts/env-files").stat().st_mode & 0o111
 

@@ -10,12 +10,17 @@ Every test also holds the app to its security policy: every answer of the
 frontend the browser loads (documents, page data, form actions) carries the
 security headers, and the browser reports no Content-Security-Policy
 violation, while the pages hydrate and the flows work.
+
+The generated project's own Playwright journeys (front/e2e, `make e2e`) run
+here too, with its playwright.config.ts: giga's against the same stack, the
+other examples' (other verification answers) against a stack of their own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -25,7 +30,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from harness import node
 from harness.browser import CHROMIUM, CHROMIUM_ARGS, log_in, open_verification_link, sign_up
 from harness.answers import recorded
-from harness.render import REPO
+from harness.mail import mailpit_api, smtp_server
+from harness.render import EXAMPLES, REPO, example_answers
+from harness.stack import running
 
 pytestmark = pytest.mark.full
 
@@ -255,3 +262,60 @@ def test_forgot_password_reset_by_mail_then_only_the_new_password_works(stack, s
     page.get_by_role("button", name="Set the password").click()
     expect(page.get_by_test_id("error-form")).to_have_text(
         "This password reset link is invalid, already used or expired. Ask for a new one.")
+
+
+# -- the project's own journeys: front/e2e, as `make e2e` runs them
+def own_journeys(stack, inbox, front: Path, output: Path):
+    """`npm run test:e2e` in `front` (what `make e2e` runs), its
+    playwright.config.ts pointed at `stack` by its variables: Debian's
+    Chromium, the built frontend, and the mail read through Mailpit's API,
+    served here over the SMTP server the backend sends to (`inbox`)."""
+    with mailpit_api(inbox) as mailpit:
+        return node.npm(front, "run", "test:e2e", "--", f"--output={output}",
+                        env={"E2E_BASE_URL": stack.front_url, "E2E_MAILPIT_URL": mailpit,
+                             "PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH": CHROMIUM}, timeout=600)
+
+
+def journey_accounts(stack) -> int:
+    """The accounts front/e2e's journeys make (newUser('ada'), newUser('vera'))."""
+    (count,), = stack.db.query("SELECT count(*) FROM personas_usuario WHERE username ~ '^(ada|vera)[0-9a-z]{8,}$'",
+                               **stack.db.app)
+    return count
+
+
+def test_the_projects_own_playwright_journeys_pass(stack, smtp, front_installed, tmp_path):
+    """giga's answers (optional verification): every journey runs and passes,
+    against the suite's stack, and the accounts they made are in the database."""
+    before = journey_accounts(stack)
+    result = own_journeys(stack, smtp, front_installed, tmp_path / "results")
+    assert result.returncode == 0, node.shown(result)
+    assert re.search(r"^\s*2 passed", result.stdout, re.M), node.shown(result)
+    assert not re.search(r"\b(skipped|failed|flaky)\b", result.stdout), node.shown(result)
+    assert journey_accounts(stack) == before + 2
+
+
+@pytest.mark.parametrize("name", [path.stem for path in EXAMPLES if path.stem != "giga"])
+def test_the_projects_own_playwright_journeys_pass_for_the_other_examples(name, render, front_installed, tmp_path):
+    """Another example's answers, on a stack of its own (acme-pg18:
+    mandatory verification, so sign-up starts no session and the journey
+    reads the mailed link through the Mailpit API; the journey for optional
+    verification is skipped)."""
+    project = render(example_answers(name))
+    verification = recorded(project)["email_verification"]
+    front = tmp_path / "front"
+    shutil.copytree(project / "front", front)
+    (front / "node_modules").symlink_to(front_installed / "node_modules")
+    node.build(front)
+    with smtp_server() as inbox, running(project, front, backend_env={"EMAIL_URL": inbox.url}) as own:
+        result = own_journeys(own, inbox, front, tmp_path / "results")
+        assert result.returncode == 0, node.shown(result)
+        expected = (2, 0) if verification == "optional" else (1, 1)
+        found = tuple(int(m.group(1)) if (m := re.search(rf"^\s*(\d+) {word}\b", result.stdout, re.M)) else 0
+                      for word in ("passed", "skipped"))
+        assert found == expected, node.shown(result)
+        assert journey_accounts(own) == expected[0]
+        subjects = [str(message["Subject"]) for _, message in inbox.messages]
+        if verification == "none":
+            assert subjects == [], subjects
+        else:
+            assert all("Verify your email address" in s for s in subjects) and len(subjects) == expected[0], subjects

@@ -3,7 +3,8 @@
 Quick tier: the rendered front/ agrees with the answers and the dev compose,
 and its image runs as a non-root user on an exact base image.
 Full tier: in a copy of the rendered front/, `npm ci`, `npm run check`,
-`npm run lint`, `npm test -- --run` and `npm run build` all pass; neither the
+`npm run lint`, `npm test -- --run`, `npm run test:coverage` (held to its
+thresholds) and `npm run build` all pass; neither the
 sources nor the build carry anything of the database; and the built server
 (`node build`) works against the real backend and database, sends the API
 the client's address, answers with its security headers, and never
@@ -115,11 +116,71 @@ def test_front_holds_no_jinja_and_only_plain_svelte(example):
     files = [p for p in front.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix == ".jinja"]
     # Nothing rendered leaves a Jinja statement behind in the config files.
-    for name in ("vite.config.ts", ".env", ".env.example", "Dockerfile", "package.json"):
+    for name in ("vite.config.ts", "playwright.config.ts", ".env", ".env.example", "Dockerfile", "package.json"):
         text = (front / name).read_text()
         assert not re.search(r"\{\{|\}\}|\{%|%\}", text), name
     assert json.loads((front / "package.json").read_text())["name"] == "frontend"
     assert json.loads((front / "package-lock.json").read_text())["name"] == "frontend"
+
+
+COVERAGE_KINDS = {"statements", "branches", "functions", "lines"}
+
+
+def coverage_thresholds(front: Path) -> dict[str, float]:
+    """vite.config.ts's `coverage.thresholds`, by kind."""
+    block = re.search(r"^\t\t\tthresholds: \{([^}]*)\}", (front / "vite.config.ts").read_text(), re.M).group(1)
+    return {kind: float(value) for kind, value in re.findall(r"(\w+): ([\d.]+)", block)}
+
+
+def test_front_unit_tests_report_coverage_with_vitests_own_release(example):
+    """`npm run test:coverage`: vitest's V8 coverage, from the release of
+    @vitest/coverage-v8 that matches vitest's, held to a threshold of every
+    kind; its reports are not committed, linted or sent to `docker build`."""
+    front = example / "front"
+    package = json.loads((front / "package.json").read_text())
+    dev = package["devDependencies"]
+    assert dev["@vitest/coverage-v8"] == dev["vitest"]
+    assert package["scripts"]["test:coverage"] == "vitest run --coverage"
+    lock = json.loads((front / "package-lock.json").read_text())["packages"]
+    assert lock["node_modules/@vitest/coverage-v8"]["version"] == lock["node_modules/vitest"]["version"] == dev["vitest"]
+    vite = (front / "vite.config.ts").read_text()
+    assert "provider: 'v8'" in vite and "reportsDirectory: 'coverage'" in vite
+    thresholds = coverage_thresholds(front)
+    assert set(thresholds) == COVERAGE_KINDS and all(50 <= v < 100 for v in thresholds.values()), thresholds
+    # prettier and eslint skip what .gitignore lists
+    assert "/coverage" in (front / ".gitignore").read_text().splitlines()
+    assert "coverage" in (front / ".dockerignore").read_text().splitlines()
+
+
+def test_front_e2e_journeys_target_the_dev_stack_by_default(example):
+    """front/e2e, the project's own Playwright journeys (`make e2e`): by
+    default against the dev stack's published frontend and Mailpit's API,
+    both replaceable by a variable; Debian's Chromium when named, else
+    Playwright's; the project's verification answer; out of vitest's way."""
+    project, a = example, recorded(example)
+    front = project / "front"
+    package = json.loads((front / "package.json").read_text())
+    assert package["scripts"]["test:e2e"] == "playwright test"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", package["devDependencies"]["@playwright/test"])
+    config = (front / "playwright.config.ts").read_text()
+    assert "testDir: 'e2e'" in config
+    assert f"baseURL: process.env.E2E_BASE_URL || 'http://127.0.0.1:{a['frontend_port']}'," in config
+    assert f"mailpitURL: process.env.E2E_MAILPIT_URL || 'http://127.0.0.1:{a['mail_ui_port']}'," in config
+    assert f"emailVerification: '{a['email_verification']}'," in config
+    assert "const chromium = process.env.PLAYWRIGHT_CHROMIUM_EXECUTABLE_PATH;" in config
+    assert "launchOptions: chromium ? { executablePath: chromium } : {}," in config
+    services = yaml.safe_load((project / "docker-compose.dev.yml").read_text())["services"]
+    assert f"127.0.0.1:{a['frontend_port']}:{a['frontend_port']}" in services["frontend"]["ports"]
+    assert f"127.0.0.1:{a['mail_ui_port']}:8025" in services["mailpit"]["ports"]
+    specs = sorted(p.name for p in (front / "e2e").glob("*.spec.ts"))
+    assert specs == ["accounts.spec.ts"], specs
+    journeys = (front / "e2e/accounts.spec.ts").read_text()
+    assert "mail.link(user.email, '/verify/')" in journeys and "logOut(page)" in journeys
+    # vitest runs src/ only; svelte-check type-checks e2e/ too
+    vite = (front / "vite.config.ts").read_text()
+    assert "include: ['src/**/*.{test,spec}.{js,ts}']" in vite
+    assert "config.include.push('../e2e/**/*.ts', '../playwright.config.ts');" in vite
+    assert {"/test-results", "/playwright-report"} <= set((front / ".gitignore").read_text().splitlines())
 
 
 # ---------------------------------------------------------------------------
@@ -156,6 +217,37 @@ def test_npm_test(front_installed):
     passed = re.search(r"Tests\s+(\d+) passed", result.stdout)
     assert passed and int(passed.group(1)) > 0, shown(result)
     assert "failed" not in result.stdout.split("Test Files", 1)[-1], shown(result)
+
+
+@pytest.mark.full
+def test_npm_run_test_coverage_reports_it_and_holds_its_thresholds(front_installed, tmp_path):
+    """The table (on the terminal, and plain in coverage.txt for CI's run
+    summary) and the totals, over every source file, tests or not; each total
+    at most a few points above its threshold (what the shipped tests reach,
+    minus a small margin); and a threshold above the total fails the run."""
+    reports = tmp_path / "coverage"
+    result = npm(front_installed, "run", "test:coverage", "--", f"--coverage.reportsDirectory={reports}")
+    assert result.returncode == 0, shown(result)
+    assert re.search(r"^All files\s+\|", result.stdout, re.M), shown(result)
+    table = (reports / "coverage.txt").read_text()
+    assert re.search(r"^File\s+\| % Stmts \| % Branch \| % Funcs \| % Lines \|", table, re.M), table
+    assert "All files" in table and "\x1b[" not in table, table
+    summary = json.loads((reports / "coverage-summary.json").read_text())
+    counted = {Path(name).relative_to(front_installed).as_posix() for name in summary if name != "total"}
+    sources = {p.relative_to(front_installed).as_posix() for p in (front_installed / "src").rglob("*")
+               if p.suffix in {".ts", ".svelte"} and not p.name.endswith((".spec.ts", ".d.ts"))
+               and "testing" not in p.parts}
+    assert counted == sources, counted ^ sources
+    thresholds = coverage_thresholds(front_installed)
+    totals = {kind: summary["total"][kind]["pct"] for kind in COVERAGE_KINDS}
+    for kind, minimum in thresholds.items():
+        assert minimum <= totals[kind] <= minimum + 5, (kind, minimum, totals[kind])
+
+    over = npm(front_installed, "run", "test:coverage", "--", f"--coverage.reportsDirectory={tmp_path / 'over'}",
+               f"--coverage.thresholds.statements={totals['statements'] + 0.5}")
+    assert over.returncode != 0, shown(over)
+    assert re.search(r"Coverage for statements \([\d.]+%\) does not meet global threshold", over.stdout + over.stderr), \
+        shown(over)
 
 
 @pytest.mark.full

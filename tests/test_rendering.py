@@ -509,7 +509,7 @@ def test_readme_and_docs_links_resolve(tmp_path):
 # The Makefile: the team's entry point, in the order things start
 # ---------------------------------------------------------------------------
 FLOW = ["db-up", "up", "migrate", "verify", "backup", "backups", "restore", "db-backup-physical",
-        "db-backups-physical", "db-pitr", "db-drill", "psql", "db-stats", "db-upgrade", "api-types", "logs",
+        "db-backups-physical", "db-pitr", "db-drill", "psql", "db-stats", "db-upgrade", "api-types", "e2e", "logs",
         "down", "prod-db-up", "prod-up", "prod-logs", "prod-down", "template-update", "template-drift"]
 
 
@@ -529,6 +529,7 @@ def test_make_targets_run_the_documented_commands(example):
                 "mailpit"]],
         "migrate": [["docker", "exec", backend, "python", "manage.py", "migrate"]],
         "verify": [["scripts/verify"]],
+        "e2e": [["cd", "front", "&&", "npm", "run", "test:e2e"]],
         "backup": [["docker", "exec", db, "backup"]],
         "backups": [["docker", "exec", db, "list-backups"]],
         "psql": [["docker", "exec", "-it", db, "psql", "-U", a["db_user"], "-d", a["db_name"]]],

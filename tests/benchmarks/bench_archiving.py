@@ -1,9 +1,9 @@
 """Benchmark: db/'s continuous WAL archiving (pgBackRest): its cost, what a host's
 sudden death loses, and how long a physical restore takes against a logical one.
 
-    .venv/bin/python tests/benchmarks/bench_archiving.py [--scale 70] [--clients 8] [--threads 2]
-        [--tps-duration 30] [--rounds 3] [--light-rate 20] [--light-seconds 150]
-        [--restore-rounds 1] [--quick]
+    PYTHONPATH=tests .venv/bin/python -m tests.benchmarks.bench_archiving [--scale 70] [--clients 8] [--threads 2]
+        [--tps-duration 20] [--rounds 5] [--light-rate 20] [--light-seconds 150]
+        [--restore-rounds 2] [--quick]
 
 (root, like the full tier: the servers and db/bin's scripts run as `postgres`;
 Debian's PostgreSQL 15 and pgbackrest, which scripts/bootstrap installs.)
@@ -26,7 +26,10 @@ What runs, in one run, on the same machine (nothing of it is a mock):
 1. Overhead: TPC-B-like read-write, --clients/--threads, --tps-duration
    seconds, each run after a CHECKPOINT; the two servers alternate within
    each round and the order flips every round; median TPS of the rounds and
-   the ratio archiving/off.
+   the ratio archiving/off. Also CPU per transaction, which other load on a
+   shared machine moves less than TPS: the server's (the postmaster and every
+   process under it, with the children they reaped: exited backends, and
+   archive-push under the archiver; /proc) plus pgbench's.
 
 2. Recovery point: what is lost if the host dies now is every commit whose
    WAL is not yet in the repository. A sampler asks the archiving server every
@@ -46,14 +49,23 @@ What runs, in one run, on the same machine (nothing of it is a mock):
 
 3. Restore of the same data: a full backup (`backup-physical full`) and a
    logical dump (`backup`, pg_dump custom format) are taken back to back of
-   the database of (1), before the light load. Physical: `pitr` (the range
-   check, `pgbackrest verify`, `pgbackrest restore`) into the empty data
-   directory, to just before the newest archived commit, then start until the
-   server has replayed the WAL and takes writes. Logical, the `make restore`
-   path: with the pgbench tables dropped (a new host's empty database), the
-   project's `restore --yes DUMP` (pg_restore, one transaction) into the
-   server, archiving as the project's does. Row counts are checked after each.
-   --restore-rounds alternates the order (P L, L P, ...); medians.
+   the database of (1), before the light load. The target of the physical
+   restores is just before the newest commit archived before the kill; each
+   is timed until the server has replayed the WAL and takes writes.
+   - new volume: the data volume lost, a new one initialised (initdb and
+     init/) and stopped, then `pitr TARGET --yes` as db/README.md says; where
+     pitr refuses to run there (it does: its range check's archive-get wants
+     the backed-up cluster's pg_control), pitr's own commands instead:
+     `pgbackrest verify`, then `pgbackrest restore` with pitr's options;
+   - logical, the `make restore` path: with the pgbench tables dropped (a new
+     server's empty database), the project's `restore --yes DUMP`
+     (pg_restore, one transaction) into the server, archiving as the
+     project's does;
+   - pitr: what scripts/db-pitr runs, less its copy of the volume:
+     `pitr --check TARGET` with the server up (not timed), then stopped,
+     `pitr TARGET --yes` (range check, verify, delta restore) and a start.
+   Row counts are checked after each. --restore-rounds alternates the order
+   (new volume, logical, pitr; then backwards); medians.
 
 The machine may be shared with other work: the report gives the load average,
 and every figure that matters is a ratio of runs side by side.
@@ -67,6 +79,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -80,11 +93,6 @@ from pathlib import Path
 import psycopg
 
 REPO = Path(__file__).resolve().parents[2]
-# Run as a script: the repository (for tests.benchmarks) and tests/ (for
-# harness and test_db_pitr, as pytest's pythonpath has it) on the path.
-for entry in (REPO / "tests", REPO):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
 
 from harness.postgres import RUN_AS, PostgresServer
 from harness.render import render_example
@@ -235,6 +243,31 @@ def du_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the process's own CPU, that of its children it has waited for), /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def server_cpu(server: PostgresServer) -> tuple[float, float]:
+    """(CPU seconds of the whole server so far: the postmaster and every process
+    under it, with the children they have reaped, so exited backends and
+    archive-push runs too; the archiver's share: itself and its archive-pushes)."""
+    postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
+    total = archiver = 0.0
+    for pid in [postmaster, *_descendants(postmaster)]:
+        try:
+            own, reaped = cpu_seconds(pid)
+            title = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):  # exited meanwhile: counted once reaped
+            continue
+        total += own + reaped
+        if title.startswith(b"postgres: archiver"):
+            archiver += own + reaped
+    return total, archiver
+
+
 # -- the three measurements --------------------------------------------------
 def overhead(benches: dict[str, AppBench], db: Archived, args, segment_size: int) -> dict:
     """Interleaved read-write runs; the archiving server's are sampled for its lag."""
@@ -250,11 +283,22 @@ def overhead(benches: dict[str, AppBench], db: Archived, args, segment_size: int
             log_start = len(bench.server.server_log())
             sampler = ArchiveLag(bench.server)
             sampler.start()
+            server0, archiver0 = server_cpu(bench.server)
+            client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             r = bench.measure("read-write", args.clients, args.threads, args.tps_duration)
+            client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            time.sleep(1)  # the postmaster reaps pgbench's backends
+            server1, archiver1 = server_cpu(bench.server)
             samples = sampler.stop()
+            transactions = r["tps"] * args.tps_duration
+            r["server_ms"] = (server1 - server0) / transactions * 1000
+            r["client_ms"] = (client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime) \
+                / transactions * 1000
+            r["archiver_ms"] = (archiver1 - archiver0) / transactions * 1000
             results[name].append(r)
             line = (f"round {round_number} {name:9} {r['tps']:8.1f} tps  latency {r['latency']:6.2f} ms  "
-                    f"WAL {r['wal_per_tx']:.0f} B/tx  checkpoints {r['checkpoints']}")
+                    f"WAL {r['wal_per_tx']:.0f} B/tx  checkpoints {r['checkpoints']}  CPU ms/tx server "
+                    f"{r['server_ms']:.3f} (archiver {r['archiver_ms']:.3f}) pgbench {r['client_ms']:.3f}")
             if name == "archiving":
                 lag = losses(samples, segment_size)
                 pushed = push_times(bench.server.server_log()[log_start:])
@@ -325,8 +369,12 @@ def restore_seconds(output: str) -> float:
 
 
 def pitr_restore(db: Archived, target: str) -> dict:
-    """The shipped path on a stopped server with its data (a bad migration):
-    `pitr TARGET --yes` (range check, verify, delta restore), then start."""
+    """The shipped path (scripts/db-pitr, less its copy of the volume) on a
+    server with its data (a bad migration): `pitr --check TARGET` while it
+    runs (archives its newest WAL; not timed), then stopped, `pitr TARGET
+    --yes` (range check, verify, delta restore), then start."""
+    if db.server.is_running():
+        checked(db.script("pitr", "--check", target), "pitr --check")
     stop(db.server)
     restored, pitr_s = timed(lambda: checked(db.script("pitr", target, "--yes"), "pitr"))
     restore_s = restore_seconds(restored.stdout)
@@ -351,9 +399,8 @@ def new_volume_restore(db: Archived, target: str, failures: list[str]) -> dict:
     else:
         failures.append(attempt.stderr.strip())
         _, checks_s = timed(lambda: checked(db.pgbackrest("verify"), "pgbackrest verify"))
-        restored = checked(db.pgbackrest("restore", "--delta", "--type=time", f"--target={target}",
-                                         "--target-action=promote"), "pgbackrest restore")
-        restore_s = restore_seconds(restored.stdout)
+        _, restore_s = timed(lambda: checked(db.pgbackrest("restore", "--delta", "--type=time", f"--target={target}",
+                                                           "--target-action=promote"), "pgbackrest restore"))
     replay_s = promoted(db)
     return {"total": checks_s + restore_s + replay_s, "restore": restore_s, "checks": checks_s,
             "replay": replay_s, "pitr": attempt.returncode == 0}
@@ -372,12 +419,12 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale factor (default 70: about 1 GB)")
     parser.add_argument("--clients", type=int, default=8, help="pgbench -c of the read-write runs (default 8)")
     parser.add_argument("--threads", type=int, default=2, help="pgbench -j of the read-write runs (default 2)")
-    parser.add_argument("--tps-duration", type=int, default=30, help="seconds per read-write run (default 30)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating read-write rounds (default 3)")
+    parser.add_argument("--tps-duration", type=int, default=20, help="seconds per read-write run (default 20)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating read-write rounds (default 5)")
     parser.add_argument("--light-rate", type=int, default=20, help="transactions/s of the light load (default 20)")
     parser.add_argument("--light-seconds", type=int, default=150,
                         help="seconds of light load before the host dies (default 150: 2.5 archive_timeouts)")
-    parser.add_argument("--restore-rounds", type=int, default=1, help="alternating restore rounds (default 1)")
+    parser.add_argument("--restore-rounds", type=int, default=2, help="alternating restore rounds (default 2)")
     parser.add_argument("--quick", action="store_true", help="development: scale 5, 10 s runs, 1 round, 70 s light")
     args = parser.parse_args()
     if args.quick:
@@ -451,8 +498,9 @@ def main() -> int:
                 restores[kind].append(r)
                 print(f"restore round {round_number} {kind}: {r['total']:.1f} s to a writable database ({detail})",
                       flush=True)
-        for failure in sorted(set(failures)):
-            print(f"pitr failed on the new volume, so its commands ran instead: {failure}", flush=True)
+        if failures:
+            print(f"pitr failed on the new volume ({len(failures)} of {len(failures)} times), so its commands ran "
+                  f"instead: {failures[0]}", flush=True)
         report(args, major, heavy, light, restores, size, flush_ms, segment_size, dump, repo_mb,
                backup_s, dump_s, time.monotonic() - began)
         return 0
@@ -478,16 +526,25 @@ def report(args, major, heavy, light, restores, size, flush_ms, segment_size, du
           f"8 kB write + fdatasync: {flush_ms:.2f} ms; load average {os.getloadavg()[0]:.1f}; "
           f"whole run {elapsed / 60:.1f} min")
     print()
-    print("| archive_mode | read-write TPS | latency avg ms | WAL bytes/tx | archiving / off |")
-    print("|---|---|---|---|---|")
-    tps = {}
+    print("| archive_mode | read-write TPS | latency avg ms | WAL bytes/tx | CPU ms/tx server (archiver) + pgbench "
+          "| TPS on / off | CPU/tx on / off |")
+    print("|---|---|---|---|---|---|---|")
+    med: dict[str, dict[str, float]] = {}
     for name in ("off", "archiving"):
         runs = heavy["results"][name]
-        tps[name] = statistics.median(r["tps"] for r in runs)
-        print(f"| {'on (rendered)' if name == 'archiving' else 'off'} | {tps[name]:.0f} | "
-              f"{statistics.median(r['latency'] for r in runs):.2f} | "
-              f"{statistics.median(r['wal_per_tx'] for r in runs):.0f} | "
-              f"{'**%.2fx**' % (tps[name] / tps['off']) if name == 'archiving' else '1.00x'} |")
+        med[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        med[name]["cpu"] = statistics.median(r["server_ms"] + r["client_ms"] for r in runs)
+    for name in ("off", "archiving"):
+        m = med[name]
+        ratios = ("1.00x", "1.00x") if name == "off" else (
+            f"**{m['tps'] / med['off']['tps']:.2f}x**", f"**{m['cpu'] / med['off']['cpu']:.2f}x**")
+        print(f"| {'on (rendered)' if name == 'archiving' else 'off'} | {m['tps']:.0f} | {m['latency']:.2f} | "
+              f"{m['wal_per_tx']:.0f} | {m['server_ms']:.3f} ({m['archiver_ms']:.3f}) + {m['client_ms']:.3f} | "
+              f"{ratios[0]} | {ratios[1]} |")
+    per_round = [a["tps"] / o["tps"] for a, o in zip(heavy["results"]["archiving"], heavy["results"]["off"],
+                                                      strict=True)]
+    print()
+    print(f"TPS on / off, round by round: {', '.join(f'{x:.2f}' for x in per_round)}")
     wal_rate = statistics.median(r["wal_per_tx"] * r["tps"] for r in heavy["results"]["archiving"])
     fill = segment_size / wal_rate
     print()

@@ -1,15 +1,19 @@
 """A real SMTP server in this process (aiosmtpd), for the rendered backend to
-send its mail to: EMAIL_URL=<inbox.url>."""
+send its mail to: EMAIL_URL=<inbox.url>; and Mailpit's read API over what it
+received, for the project's own Playwright journeys (front/e2e), which read
+the dev stack's Mailpit."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .net import free_port
 
@@ -71,3 +75,49 @@ def smtp_server(delay: float = 0):
         yield inbox
     finally:
         controller.stop()
+
+
+@contextlib.contextmanager
+def mailpit_api(inbox: Inbox):
+    """The part of Mailpit's API that front/e2e reads, over `inbox`'s messages:
+    GET /api/v1/messages (newest first: ID, To, Subject) and
+    GET /api/v1/message/<ID> (with the plain-text body as Text). Yields its URL."""
+
+    def address(mailbox) -> dict:
+        return {"Name": mailbox.display_name, "Address": mailbox.addr_spec}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            messages = [message for _, message in inbox.messages]
+            if self.path.split("?")[0] == "/api/v1/messages":
+                listed = [{"ID": str(index), "To": [address(a) for a in message["To"].addresses],
+                           "Subject": str(message["Subject"])}
+                          for index, message in reversed(list(enumerate(messages)))]
+                return self.answer(200, {"total": len(listed), "messages": listed})
+            found = re.fullmatch(r"/api/v1/message/(\d+)", self.path)
+            if found and int(found.group(1)) < len(messages):
+                message = messages[int(found.group(1))]
+                return self.answer(200, {"ID": found.group(1), "Subject": str(message["Subject"]),
+                                         "To": [address(a) for a in message["To"].addresses],
+                                         "Text": message.get_body(("plain",)).get_content()})
+            return self.answer(404, {"error": "not found"})
+
+        def answer(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -27,13 +27,15 @@ NPM_TIMEOUT = 900
 MINIMUM_NODE = (20, 19)  # Vite 8
 
 
-def npm(cwd: Path, *args: str, timeout: float = NPM_TIMEOUT) -> subprocess.CompletedProcess:
+def npm(cwd: Path, *args: str, timeout: float = NPM_TIMEOUT, env: dict[str, str] | None = None) \
+        -> subprocess.CompletedProcess:
+    """`npm ARGS` in `cwd`; `env`: variables added to this process's."""
     if shutil.which("npm") is None:
         raise RuntimeError("npm is not installed (scripts/bootstrap installs it)")
     return subprocess.run(
         ["npm", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
         env={**os.environ, "CI": "true", "NO_COLOR": "1", "FORCE_COLOR": "0", "npm_config_audit": "false",
-             "npm_config_fund": "false", "npm_config_update_notifier": "false"},
+             "npm_config_fund": "false", "npm_config_update_notifier": "false", **(env or {})},
     )
 
 

@@ -11,8 +11,9 @@ directory, kept for inspection), then runs the checks of the project's
 * back: mypy (strict), then its pytest suite with coverage (`pytest --cov`,
   held to its threshold) against a real PostgreSQL started from the rendered
   db/ (harness.postgres), in the environment its container gets (harness.backend);
-* front: npm ci, then `npm run check`, `npm test`, `npm run lint` (prettier,
-  eslint) and `npm run build` (harness.node).
+* front: npm ci, then `npm run check`, `npm run test:coverage` (vitest, held
+  to vite.config.ts's coverage thresholds), `npm run lint` (prettier, eslint)
+  and `npm run build` (harness.node).
 
 Exits 0 when every check passes; prints each with its duration.
 """
@@ -78,7 +79,7 @@ def back(project: Path, workdir: Path) -> list[CompletedProcess]:
 
 def front(project: Path, workdir: Path) -> list[CompletedProcess]:
     installed = node.install(project / "front", workdir / "front")
-    return [node.npm(installed, "run", script) for script in ("check", "test", "lint", "build")]
+    return [node.npm(installed, "run", script) for script in ("check", "test:coverage", "lint", "build")]
 
 
 def render(answers_file: Path, destination: Path) -> CompletedProcess:

@@ -53,6 +53,12 @@ export default defineConfig(({ command, isPreview }) => ({
 					filename.split(/[/\\]/).includes('node_modules') ? undefined : true
 			},
 			adapter: adapter(),
+			// svelte-check type-checks the Playwright journeys too (strict).
+			typescript: {
+				config: (config) => {
+					config.include.push('../e2e/**/*.ts', '../playwright.config.ts');
+				}
+			},
 			csp: csp(command === 'serve' && !isPreview)
 		})
 	],
@@ -60,6 +66,21 @@ export default defineConfig(({ command, isPreview }) => ({
 	preview: { port: server.port, strictPort: true, allowedHosts: server.allowedHosts },
 	test: {
 		expect: { requireAssertions: true },
+		// `npm run test:coverage` (CI runs it): V8's coverage of the app's own
+		// code, counting every file, also those no test imports. It fails under
+		// these thresholds, set a little below what the shipped tests reach
+		// (statements 74 %, branches 69 %, functions 78 %, lines 73 %): raise them
+		// as tests are added.
+		coverage: {
+			provider: 'v8',
+			include: ['src/**/*.{ts,svelte}'],
+			exclude: ['src/**/*.spec.ts', 'src/**/*.d.ts', 'src/lib/testing/**'],
+			reportsDirectory: 'coverage',
+			// The table on the terminal and in coverage/coverage.txt (CI's run
+			// summary); the totals in coverage/coverage-summary.json.
+			reporter: ['text', ['text', { file: 'coverage.txt' }], 'json-summary'],
+			thresholds: { statements: 72, branches: 67, functions: 76, lines: 72 }
+		},
 		projects: [
 			{
 				extends: './vite.config.ts',

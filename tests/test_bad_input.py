@@ -133,6 +133,8 @@ def test_bad_answer_is_refused_and_writes_nothing(tmp_path, jinja_template, answ
 CLI_SAMPLE = [case for case in BAD_ANSWERS[::7] if "\x00" not in "".join(map(str, case[0].values()))]
 
 
+# A process per answer: the full tier (run_copy above refuses each in the quick one).
+@pytest.mark.full
 @pytest.mark.parametrize("answers, question, rule", CLI_SAMPLE, ids=bad_answer_ids(CLI_SAMPLE))
 def test_bad_answer_is_refused_by_the_cli(tmp_path, answers, question, rule):
     """The same, as a user types it: `--data` strings, a non-zero exit, the

@@ -4,7 +4,8 @@ A clone of this repository plays the template's upstream: its working tree is
 tagged v1, the project is rendered from a tag and committed, the team edits
 it, upstream ships a change, and the project is updated through the CLI
 (no --trust), as a maintainer would. The earlier-version test starts from a
-real earlier commit of this repository (EARLIER) and updates to v1.
+real earlier commit of this repository (EARLIER) and updates to v1. Each
+update runs on git history, so they are all in the full tier.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
+@pytest.mark.full
 def test_update_keeps_secrets_and_the_teams_edits(upstream, project):
     secrets_before = snapshot(project)
     assert "db/.env" in secrets_before
@@ -442,6 +444,7 @@ def assert_refused(project: Path, question: str, value: str) -> None:
     assert contents(project) == before and git(project, "status", "--porcelain") == ""
 
 
+@pytest.mark.full
 def test_an_answer_the_data_volume_pins_is_refused_on_update(project):
     assert_refused(project, "db_user", PINNED_ANSWERS["db_user"])
     # the recorded values themselves go through

@@ -89,6 +89,14 @@ def healthcheck(db: Archived, project: Path, interval: int) -> subprocess.Comple
     return server._run(compose.healthcheck_command(prod), check=False, env=env)
 
 
+def in_the_container(db: Archived) -> dict[str, str]:
+    """The environment the image's scripts run in beside the server: its
+    socket, and the server's binaries first on PATH."""
+    server = db.server
+    return {**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port), "LANG": "C.UTF-8",
+            "HOME": str(server.root), "PATH": f"{server.bindir}:{os.environ['PATH']}"}
+
+
 def backed_up(db: Archived) -> None:
     db.sql("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     db.sql("CREATE TABLE empty (id int)")
@@ -178,9 +186,7 @@ def test_the_schedule_drills_after_each_backup(drilled):
     db = drilled
     backed_up(db)
     server = db.server
-    env = {**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port), "LANG": "C.UTF-8",
-           "HOME": str(server.root), "PHYSICAL_BACKUP_INTERVAL": "3600",
-           "PATH": f"{server.bindir}:{os.environ['PATH']}"}
+    env = {**in_the_container(db), "PHYSICAL_BACKUP_INTERVAL": "3600"}
     log = server.root / "schedule.log"
     user = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
     with log.open("w") as out:
@@ -204,8 +210,7 @@ def test_a_drill_stopped_midway_leaves_no_server_and_no_copy(drilled):
     db = drilled
     backed_up(db)
     server = db.server
-    env = {**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port), "LANG": "C.UTF-8",
-           "HOME": str(server.root), "PATH": f"{server.bindir}:{os.environ['PATH']}"}
+    env = in_the_container(db)
     user = {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
     process = subprocess.Popen([str(db.bin / "restore-drill")], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env, cwd=server.root, **user)

@@ -1,7 +1,7 @@
 """Benchmark: db/'s continuous WAL archiving (pgBackRest): its cost, what a host's
 sudden death loses, and how long a physical restore takes against a logical one.
 
-    PYTHONPATH=tests .venv/bin/python -m tests.benchmarks.bench_archiving [--scale 70] [--clients 8] [--threads 2]
+    PYTHONPATH=. .venv/bin/python -m tests.benchmarks.bench_archiving [--scale 70] [--clients 8] [--threads 2]
         [--tps-duration 20] [--rounds 5] [--light-rate 20] [--light-seconds 150]
         [--restore-rounds 2] [--quick]
 
@@ -13,7 +13,7 @@ What runs, in one run, on the same machine (nothing of it is a mock):
 * the giga project (examples/giga.yml) rendered with postgres_version = the
   major of Debian's pg_waldump (15; what test_db_pitr.py renders), from this
   repository's HEAD plus uncommitted changes of tracked files;
-* two servers of the same binaries (tests/harness/postgres.py), each
+* two servers of the same binaries (harness/postgres.py), each
   initialised as the container is (initdb, init/, so pgBackRest's stanza is
   created), from the same rendered postgresql.conf:
   - archiving: test_db_pitr's `Archived`, exactly as rendered: archive_mode

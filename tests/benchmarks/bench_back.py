@@ -10,12 +10,12 @@ What runs (nothing of it is a mock):
 * the giga project (examples/giga.yml), rendered from this repository's HEAD
   plus uncommitted changes of tracked files;
 * PostgreSQL of the major its db/Dockerfile names, from its rendered
-  postgresql.conf, pg_hba.conf and init/ (tests/harness/postgres.py); the
+  postgresql.conf, pg_hba.conf and init/ (harness/postgres.py); the
   backend reaches it as `giga-db` on this machine's network address, so the
   samenet scram-sha-256 rule of pg_hba.conf applies, as on the Docker network;
 * the backend with the production image's ENTRYPOINT + CMD and ENV (granian,
   WSGI, 2 workers x 4 blocking threads), with back/.env as its environment
-  (tests/harness/backend.py), listening on loopback;
+  (harness/backend.py), listening on loopback;
 * wrk (Debian package `wrk`): 2 threads, 16 connections, --latency.
 
 Configurations, alternated round by round so drift hits all alike:

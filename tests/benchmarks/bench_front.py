@@ -3,7 +3,7 @@
     .venv/bin/python -m tests.benchmarks.bench_front [--duration 10] [--rounds 3]
 
 Renders giga (examples/giga.yml) from this repository, then runs the three
-tiers as the end-to-end tests do (tests/harness/stack.py): PostgreSQL from
+tiers as the end-to-end tests do (harness/stack.py): PostgreSQL from
 the rendered db/, the migrated backend as its Dockerfile serves it, and
 `node build` of front/ reaching it by its alias. wrk (Debian package `wrk`)
 loads GET / with 16 connections; every request renders the page on the

@@ -8,7 +8,7 @@ What runs, in one run, on the same machine (nothing of it is a mock):
 * the giga project (examples/giga.yml) rendered with `db_memory_mb` = --db-memory-mb,
   from this repository's HEAD plus uncommitted changes of tracked files;
 * two clusters of the same server binaries (the major its db/Dockerfile names,
-  tests/harness/postgres.py), both initdb'd with the image's POSTGRES_INITDB_ARGS
+  harness/postgres.py), both initdb'd with the image's POSTGRES_INITDB_ARGS
   (--data-checksums), so only the configuration differs:
   - tuned: the rendered postgresql.conf, started as the container would be
     (docker-entrypoint.sh's first start and init/ included);

@@ -24,7 +24,7 @@ from .python import venv_for
 
 SCHEMA = Path("front/src/lib/api/openapi.json")
 TYPES = Path("front/src/lib/api/schema.d.ts")
-TEMPLATE = Path(__file__).resolve().parents[2] / "template"
+TEMPLATE = Path(__file__).resolve().parents[1] / "template"
 # What `make api-types` runs in the backend container (a test checks the
 # Makefile says the same). English, whatever LANGUAGE_CODE: the committed
 # files are the same in every project.

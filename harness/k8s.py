@@ -17,12 +17,13 @@ from pathlib import Path
 
 import yaml
 
+from . import images
 from .render import REPO
 
 # The CRDs of the CloudNativePG release the manifests target, in the repository
 # (tests/schemas/cloudnative-pg/SOURCE says where from); CNPG_CRD_DIR points
-# elsewhere (e.g. the CRDs cut from the release manifest cnpg-1.30.0.yaml).
-CNPG_VERSION = "1.30.0"
+# elsewhere (e.g. the CRDs cut from the release manifest cnpg-<version>.yaml).
+CNPG_VERSION = images.RELEASES["cloudnative_pg"]
 
 # The answers of the suite's Kubernetes project: not the defaults, so that
 # each one visibly reaches the manifests.
@@ -31,7 +32,7 @@ CNPG_CRD_DIR_DEFAULT = REPO / "tests" / "schemas" / "cloudnative-pg"
 
 # The CRD of the Barman Cloud plugin the manifests target (ObjectStore), in the
 # repository too (tests/schemas/barman-cloud-plugin/SOURCE).
-BARMAN_CLOUD_VERSION = "0.14.0"
+BARMAN_CLOUD_VERSION = images.RELEASES["barman_cloud"]
 BARMAN_CLOUD_CRD_DIR = REPO / "tests" / "schemas" / "barman-cloud-plugin"
 
 

@@ -88,6 +88,22 @@ def giga_db(giga_project):
     server.destroy()
 
 
+@pytest.fixture(scope="session")
+def backend_venv(giga_project) -> Path:
+    """A virtualenv with giga_project's back/requirements-dev.txt (harness.python)."""
+    from harness.python import venv_for
+    return venv_for(giga_project / "back")
+
+
+@pytest.fixture(scope="session")
+def giga_backend(giga_project, giga_db, backend_venv):
+    """giga_project's back/, run natively against giga_db (harness.backend), migrated."""
+    from harness.backend import Backend
+    backend = Backend(giga_project, giga_db, backend_venv)
+    backend.manage("migrate", "--noinput", check=True)
+    return backend
+
+
 @pytest.fixture
 def fresh_db_server():
     """Factory for servers a test may break; all destroyed afterwards."""
@@ -101,6 +117,14 @@ def fresh_db_server():
     yield _start
     for server in servers:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def k8s_built(k8s_project) -> dict[str, list[dict]]:
+    """overlay -> the objects `kubectl kustomize` builds for it, from k8s_project."""
+    from harness import k8s
+    from harness.k8s_manifests import OVERLAYS
+    return {overlay: k8s.kustomize(k8s_project / "deploy/k8s/overlays" / overlay) for overlay in OVERLAYS}
 
 
 # ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ where only the backend reaches it (its web UI on 127.0.0.1 only).
 
 The flows themselves, in Chromium with a real SMTP server, are in test_e2e.py;
 the API's rules (single use, expiry, no enumeration, throttling, each mode) in
-the generated back/personas/tests/test_accounts.py, which test_back.py runs."""
+the generated back/personas/tests/test_accounts.py, which test_back_suite.py runs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import compose, dotenv
+from harness import compose, dotenv, images
 from harness.answers import alias, choices, recorded
 from harness.render import EXAMPLES, example_answers
 
@@ -59,7 +59,7 @@ def test_the_default_is_optional(default_project):
 
 
 @pytest.mark.full
-# optional is giga's (test_back runs its suite), mandatory acme-pg18's (test_ci's
+# optional is giga's (test_back_suite runs its suite), mandatory acme-pg18's (test_ci's
 # smoke runs its suite): none is the choice no example makes.
 @pytest.mark.parametrize("mode", ["none"])
 def test_the_generated_backend_tests_pass_with_each_choice(mode, render, fresh_db_server):
@@ -76,7 +76,8 @@ def test_the_generated_backend_tests_pass_with_each_choice(mode, render, fresh_d
 # -- mail in development: Mailpit -------------------------------------------------
 def test_mailpit_publishes_its_web_ui_on_loopback_only(example):
     mailpit = compose.load(example / "docker-compose.dev.yml")["services"]["mailpit"]
-    assert re.fullmatch(r"axllent/mailpit:v1\.\d+\.\d+", mailpit["image"]), "an exact v1 tag"
+    assert re.fullmatch(r"axllent/mailpit:v\d+\.\d+\.\d+", mailpit["image"]), "an exact tag"
+    assert mailpit["image"] == images.IMAGES["mailpit"], "the pin of includes/images.jinja"
     ui = urlsplit(f"//{mailpit['environment']['MP_UI_BIND_ADDR']}").port
     assert mailpit["ports"] == [f"127.0.0.1:{recorded(example)['mail_ui_port']}:{ui}"], "the UI only, on 127.0.0.1"
 

@@ -8,11 +8,13 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import yaml
@@ -211,6 +213,7 @@ def whole_template(tmp_path_factory):
 def check_answers(answers, template, workdir, deep_template=None, deep=None) -> None:
     """Render `answers`; check the files that hold answers (template's *.jinja);
     with `deep`, also render the whole template and run `deep` on it."""
+    workdir.mkdir(parents=True, exist_ok=True)
     destination = workdir / "project"
     shutil.rmtree(destination, ignore_errors=True)
     refusal = copy_in_process(template, answers, destination)
@@ -247,24 +250,34 @@ def conf_loader():
     loader.close()
 
 
+@pytest.fixture(scope="module")
+def renderers():
+    """Two processes forked from this one (Copier's compiled templates
+    included) that render answer sets side by side: the checks are CPU-bound."""
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
+
+
 @pytest.mark.full
-@examples(1000)
-@given(answers=answer_sets())
-def test_random_answers_render_valid_files_or_are_refused_many(answers, jinja_template, whole_template, conf_loader,
-                                                               tmp_path_factory):
-    """1,000 answer sets; every 50th is rendered whole and run: the settings
-    import with Django's checks passing, the .conf files load in PostgreSQL."""
+@examples(50)
+@given(batch=st.lists(answer_sets(), min_size=20, max_size=20))
+def test_random_answers_render_valid_files_or_are_refused_many(batch, jinja_template, whole_template, conf_loader,
+                                                               renderers, tmp_path_factory):
+    """1,000 answer sets, 20 per example, rendered by two processes; the
+    first of every other example is also rendered whole and run: the
+    settings import with Django's checks passing, the .conf files load in
+    PostgreSQL."""
     counter = next(_EXAMPLES)
     workdir = tmp_path_factory.getbasetemp() / "many"
-    workdir.mkdir(exist_ok=True)
-    if counter % 50:
-        check_answers(answers, jinja_template, workdir)
-        return
-
-    def deep(project):
-        assert_settings_import(project, answers)
-        assert conf_loader.errors(project) == []
-    check_answers(answers, jinja_template, workdir, whole_template, deep)
+    rendered = [renderers.submit(check_answers, answers, jinja_template, workdir / str(index))
+                for index, answers in enumerate(batch)]
+    if counter % 2 == 0:
+        def deep(project):
+            assert_settings_import(project, batch[0])
+            assert conf_loader.errors(project) == []
+        check_answers(batch[0], jinja_template, workdir / "deep", whole_template, deep)
+    for future in rendered:
+        future.result()
 
 
 _EXAMPLES = itertools.count()

@@ -85,7 +85,7 @@ def migrated(giga_project, giga_db) -> Backend:
 
 
 # The fuzzer trips the login and signup limits at once: raised for the run
-# (429 is documented where it can happen; test_back checks the limits).
+# (429 is documented where it can happen; test_back_limits checks the limits).
 FUZZ_RATES = {f"DJANGO_RATE_{name}": "100000/min" for name in
               ("LOGIN_CLIENT", "LOGIN_ACCOUNT", "SIGNUP_CLIENT", "SIGNUP_ACCOUNT")}
 # Mails the API sends during the run go to the log, not to a server.

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import compose, dotenv, make
+from harness import compose, dotenv, images, make
 from harness.answers import recorded as answers, secrets as secrets_of
 from harness.dockerfile import base_images
 from harness.render import EXAMPLES, REPO, project_files
@@ -171,8 +171,9 @@ def test_workflow_holds_no_secret(example):
 
 def test_jobs_run_the_dockerfiles_runtimes(example):
     """setup-python and setup-node install what the images run."""
-    python = base_images(example / "back/Dockerfile")[0]  # python:3.13.15-slim-bookworm
-    node = base_images(example / "front/Dockerfile")[0]  # node:24.21.0-bookworm-slim
+    python = base_images(example / "back/Dockerfile")[0]
+    node = base_images(example / "front/Dockerfile")[0]
+    assert (python, node) == (images.IMAGES["python"], images.IMAGES["node"])  # includes/images.jinja's
     jobs = workflow(example)["jobs"]
     for job, runtime, key in (("back", python, "python-version"), ("lint", python, "python-version"),
                               ("front", node, "node-version")):
@@ -404,7 +405,7 @@ def test_editorconfig_agrees_with_the_linters(example):
 # ===========================================================================
 # Not giga: each of its steps is a test of its own on giga, which shares the
 # renders and servers of the rest of the suite (test_rendering: compose schema,
-# hadolint, shellcheck; test_ci: ruff; test_quality: mypy; test_back: pytest
+# hadolint, shellcheck; test_ci: ruff; test_quality: mypy; test_back_suite: pytest
 # --cov; test_front: npm check, test, lint, build). A whole second run cost 7 minutes.
 SMOKED = [path for path in EXAMPLES if path.stem != "giga"]
 

@@ -2,7 +2,8 @@
 the project's own commands: the stanza made at first start, `make
 db-backup-physical`, `make db-pitr` to a noted moment (exactly the rows of that
 moment, the data as it was kept in a volume), a target outside the archive
-refused with nothing changed, archiving that survives `docker kill`, and
+refused with nothing changed, archiving that survives `docker kill`, a lost
+data volume brought back after a new database replaced it, and
 `make db-drill` beside the live database (a drill made to fail is recorded).
 
 On the stand-in image pgBackRest is Debian trixie's (scripts/standins/README.md):
@@ -111,3 +112,25 @@ def test_make_db_drill_restores_beside_the_live_database_and_a_failed_drill_is_r
     # the live database served throughout, and no scratch copy is left
     assert names.psql("SELECT count(*) FROM churn") == "200000"
     assert as_postgres(names, "ls", "-A", "/var/lib/pgbackrest/restore-drill").stdout.strip() == ""
+
+
+def test_a_lost_data_volume_comes_back_through_make_db_pitr(project, names):
+    """db/README.md's way back: the volume is gone, `make db-up` starts a new,
+    empty database in its place, and with it stopped `make db-pitr` restores
+    the noted moment from the repository's volume."""
+    noted = names.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+    names.psql("CREATE TABLE after_the_note (id int)")
+    as_postgres(names, "pgbackrest", "check")  # the newest WAL archived
+    engine.docker("rm", "--force", names.db)
+    engine.docker("volume", "rm", "giga_db_data_16")
+    run_make(project, "db-up")
+    engine.wait_healthy(names.db, timeout=240)
+    assert names.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'churn'") == "0", "a new, empty database"
+    engine.docker("stop", names.db)
+
+    run_make(project, "db-pitr", f"TARGET={noted}", "YES=1", timeout=900)
+    engine.wait_healthy(names.db, timeout=240)
+    assert names.psql("SELECT count(*) FROM churn") == "200000"
+    assert names.psql("SELECT count(*) FROM pg_tables WHERE tablename = 'after_the_note'") == "0"
+    check = as_postgres(names, "pgbackrest", "check", check=False)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from harness import caddy, compose, make, node
+from harness import caddy, compose, images, make, node
 from harness.answers import alias, recorded
 from harness.backend import Backend
 from harness.dockerfile import dockerfile_stages
@@ -177,6 +177,7 @@ def test_production_images_are_the_dockerfiles_last_stages_and_caddy_is_pinned(p
     assert dockerfile_stages(project / "front/Dockerfile")["production"].cmd == ["node", "build"]
     assert dockerfile_stages(project / "back/Dockerfile")["production"].cmd[0] == "granian"
     assert re.fullmatch(r"caddy:\d+\.\d+\.\d+-alpine", services["caddy"]["image"])
+    assert services["caddy"]["image"] == images.IMAGES["caddy"]  # includes/images.jinja's
 
 
 def settings_requirements(project: Path) -> set[str]:

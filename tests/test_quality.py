@@ -13,7 +13,7 @@ pre-commit's mypy hook run literally on a copy of each example and of a few
 random-answer renders, and fail once a type error is planted; the stack job's
 migration check runs natively and fails once a model field is added without
 a migration. The coverage threshold is held to the shipped tests in
-test_back.test_generated_test_suite_passes, which runs them as CI does.
+test_back_suite.test_generated_test_suite_passes, which runs them as CI does.
 """
 
 from __future__ import annotations

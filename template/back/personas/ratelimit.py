@@ -38,6 +38,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -304,20 +305,20 @@ def limit_mail_to(request: HttpRequest | Request, email: str) -> None:
 
 
 @runtime_checkable
-class RateLimitedView(Protocol):
+class _Scoped(Protocol):
     rate_limit_scope: str
 
 
 class AttemptThrottle(BaseThrottle):
-    """DRF throttle of a view with `rate_limit_scope`; the account is the
-    logged-in user, else the one the body's `rate_limit_field` names
-    ("username" unless the view says otherwise, e.g. "email"; None for no
-    account). Refused requests get 429 with Retry-After."""
+    """DRF throttle of a view with `rate_limit_scope` (RateLimitedView); the
+    account is the logged-in user, else the one the body's `rate_limit_field`
+    names ("username" unless the view says otherwise, e.g. "email"; None for
+    no account). Refused requests get 429 with Retry-After."""
 
     seconds: int | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        if not isinstance(view, RateLimitedView):
+        if not isinstance(view, _Scoped):
             raise ImproperlyConfigured(f"{type(view).__name__} has AttemptThrottle but no rate_limit_scope")
         data = request.data
         field = getattr(view, "rate_limit_field", "username")
@@ -332,6 +333,25 @@ class AttemptThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return self.seconds
+
+
+class RateLimitedView(APIView):
+    """A view each request of which is an attempt of `rate_limit_scope`
+    ("login", "signup", "mail": settings.RATE_LIMITS), counted by
+    AttemptThrottle. A subclass sets the scope, and `rate_limit_field` if the
+    body names the account in another field than "username" (None: in none)."""
+
+    throttle_classes = [AttemptThrottle]
+    rate_limit_scope: str
+    rate_limit_field: str | None = "username"
+
+
+class PublicRateLimitedView(RateLimitedView):
+    """A RateLimitedView open to anyone, that reads no token: a stale one is
+    no 401, and the account counted is the one the body names."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
 
 
 def limit_admin_login(login_view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

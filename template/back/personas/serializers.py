@@ -1,4 +1,5 @@
-"""Serializers of the API (docs/api-contract.md)."""
+"""Serializers of the API (docs/api-contract.md): its bodies, requests' and
+responses', and the checks of what a request sends."""
 
 from typing import Any
 
@@ -10,9 +11,28 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.settings import api_settings
 
+from . import tokens
 from .models import Usuario
 
 NOT_TEXT = "Not a valid string."
+INVALID_RESET_LINK = "This password reset link is invalid, already used or expired. Ask for a new one."
+INVALID_VERIFICATION_LINK = "This verification link is invalid, already used or expired. Ask for a new one."
+
+
+def password_field(*, write_only: bool = False) -> serializers.CharField:
+    # Long passphrases are welcome; the cap only bounds the hashing work.
+    return serializers.CharField(
+        write_only=write_only, max_length=1024, trim_whitespace=False, style={"input_type": "password"}
+    )
+
+
+def validated_new_password(password: str, user: Usuario) -> str:
+    """AUTH_PASSWORD_VALIDATORS, with the user's own attributes."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(list(exc.messages)) from exc
+    return password
 
 
 class StrictFieldsMixin(serializers.Serializer[Any]):
@@ -67,10 +87,7 @@ class UsuarioSerializer(serializers.ModelSerializer[Usuario]):
 
 class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer[Usuario]):
     email = serializers.EmailField(max_length=254)
-    # Long passphrases are welcome; the cap only bounds the hashing work.
-    password = serializers.CharField(
-        write_only=True, max_length=1024, trim_whitespace=False, style={"input_type": "password"}
-    )
+    password = password_field(write_only=True)
 
     class Meta:
         model = Usuario
@@ -105,7 +122,7 @@ class SignupSerializer(StrictFieldsMixin, serializers.ModelSerializer[Usuario]):
 
 class LoginSerializer(StrictFieldsMixin):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=1024, trim_whitespace=False, style={"input_type": "password"})
+    password = password_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = authenticate(
@@ -127,4 +144,71 @@ class DetailSerializer(serializers.Serializer[Any]):
 class TokenSerializer(serializers.Serializer[Any]):
     token = serializers.CharField()
     expiry = serializers.DateTimeField()
+    user = UsuarioSerializer()
+
+
+# -- account flows (accounts.py) ------------------------------------------------
+class EmailSerializer(StrictFieldsMixin):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetConfirmSerializer(StrictFieldsMixin):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=64)
+    new_password = password_field()
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = tokens.user_from_uid(attrs["uid"])
+        if user is None or not tokens.password_reset_token.check_token(user, attrs["token"]):
+            raise serializers.ValidationError(INVALID_RESET_LINK)
+        try:
+            validated_new_password(attrs["new_password"], user)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({"new_password": exc.detail}) from exc
+        attrs["user"] = user
+        return attrs
+
+
+class VerifyEmailSerializer(StrictFieldsMixin):
+    key = serializers.CharField(max_length=1024)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        found = tokens.read_verification_key(attrs["key"])
+        if found is None:
+            raise serializers.ValidationError(INVALID_VERIFICATION_LINK)
+        attrs["user"], attrs["email"] = found
+        return attrs
+
+
+class PasswordChangeSerializer(StrictFieldsMixin):
+    old_password = password_field()
+    new_password = password_field()
+
+    def validate_old_password(self, value: str) -> str:
+        if not self.context["request"].user.check_password(value):
+            raise serializers.ValidationError("Your old password was entered incorrectly.")
+        return value
+
+    def validate_new_password(self, value: str) -> str:
+        return validated_new_password(value, self.context["request"].user)
+
+
+class EmailChangeSerializer(StrictFieldsMixin):
+    email = serializers.EmailField(max_length=254)
+    password = password_field()
+
+    def validate_email(self, value: str) -> str:
+        value = Usuario.objects.normalize_email(value)
+        if value.casefold() == self.context["request"].user.email.casefold():
+            raise serializers.ValidationError("This is already your address.")
+        return value
+
+    def validate_password(self, value: str) -> str:
+        if not self.context["request"].user.check_password(value):
+            raise serializers.ValidationError("Your password was entered incorrectly.")
+        return value
+
+
+class EmailChangeResponseSerializer(serializers.Serializer[Any]):
+    detail = serializers.CharField()
     user = UsuarioSerializer()

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from knox.models import AuthToken
 from rest_framework import generics, status
 from rest_framework.exceptions import NotAuthenticated, PermissionDenied, ValidationError
-from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -21,7 +21,7 @@ from giga.exceptions import ERROR, error_responses
 from . import tasks
 from .auth import AuthenticatedRequest
 from .models import Usuario
-from .ratelimit import AttemptThrottle, limit_mail_to
+from .ratelimit import PublicRateLimitedView, limit_mail_to
 from .serializers import LoginSerializer, SignupSerializer, TokenSerializer, UsuarioSerializer
 
 EMAIL_NOT_VERIFIED = (
@@ -30,13 +30,10 @@ EMAIL_NOT_VERIFIED = (
 )
 
 
-class SignupView(generics.CreateAPIView[Usuario]):
+class SignupView(PublicRateLimitedView, generics.CreateAPIView[Usuario]):
     """POST /api/auth/signup/ -> 201 user; mails a verification link unless
     ACCOUNT_EMAIL_VERIFICATION is "none"."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    throttle_classes = [AttemptThrottle]
     rate_limit_scope = "signup"
     serializer_class = SignupSerializer
 
@@ -58,14 +55,11 @@ class SignupView(generics.CreateAPIView[Usuario]):
             raise ValidationError({"username": ["A user with that username already exists."]}) from None
 
 
-class LoginView(APIView):
+class LoginView(PublicRateLimitedView):
     """POST /api/auth/login/ -> 200 {"token", "expiry", "user"}: a new token
     per login (one per browser), valid REST_KNOX["TOKEN_TTL"]. 403 while the
     address is unverified, if ACCOUNT_EMAIL_VERIFICATION is "mandatory"."""
 
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    throttle_classes = [AttemptThrottle]
     rate_limit_scope = "login"
 
     @extend_schema(request=LoginSerializer, auth=[], responses={

@@ -15,10 +15,9 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from personas import tokens
-from personas.accounts import INVALID_VERIFICATION_LINK
 from personas.checks import DUPLICATES, check_usernames_unique_ignoring_case
 from personas.models import Usuario
-from personas.serializers import NOT_TEXT
+from personas.serializers import INVALID_VERIFICATION_LINK, NOT_TEXT
 
 from .test_accounts import NEW_PASSWORD, confirm_reset, login, post, verify
 

@@ -12,14 +12,9 @@ from django.core import signing
 from knox.models import AuthToken
 
 from personas import tokens
-from personas.accounts import (
-    INVALID_RESET_LINK,
-    INVALID_VERIFICATION_LINK,
-    RESET_MAILED,
-    VERIFICATION_MAILED,
-    VERIFICATION_OFF,
-)
+from personas.accounts import RESET_MAILED, VERIFICATION_MAILED, VERIFICATION_OFF
 from personas.models import Usuario
+from personas.serializers import INVALID_RESET_LINK, INVALID_VERIFICATION_LINK
 from personas.views import EMAIL_NOT_VERIFIED
 
 pytestmark = pytest.mark.django_db

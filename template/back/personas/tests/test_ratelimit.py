@@ -1,10 +1,11 @@
 """Brute-force limits of login (API and admin) and signup, per client and per account."""
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
 
 from personas.models import Attempt
-from personas.ratelimit import client_address, parse_rate
+from personas.ratelimit import PublicRateLimitedView, client_address, parse_rate
 
 pytestmark = pytest.mark.django_db
 
@@ -220,3 +221,12 @@ def test_an_ipv4_mapped_address_is_its_ipv4_client(client):
         login(client, f"m{n}", REMOTE_ADDR="::ffff:198.51.100.9")
     assert_throttled(login(client, "h", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="::ffff:198.51.100.9"))
     assert_throttled(login(client, "i", REMOTE_ADDR="198.51.100.9"))
+
+
+def test_a_rate_limited_view_must_name_its_scope(rf):
+    class Unscoped(PublicRateLimitedView):
+        """Forgot rate_limit_scope: no request is let through uncounted."""
+
+    with pytest.raises(ImproperlyConfigured, match="Unscoped has AttemptThrottle but no rate_limit_scope"):
+        Unscoped.as_view()(rf.post("/", {}, content_type="application/json"))
+    assert not Attempt.objects.exists()

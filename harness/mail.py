@@ -54,6 +54,22 @@ class Inbox:
                                          f"got {[(r, str(m['Subject'])) for r, m in self.messages]}")
                 self._arrived.wait(left)
 
+    def received(self, recipient: str, count: int, since: int = 0, timeout: float = 15) \
+            -> list[tuple[list[str], EmailMessage]]:
+        """The messages from the `since`-th on to a recipient matching the
+        regular expression `recipient`, once there are `count` of them; waits
+        for them (the backend's task worker sends a mail after the request
+        that asked for it has been answered)."""
+        def mine() -> list[tuple[list[str], EmailMessage]]:
+            return [(recipients, message) for recipients, message in self.messages[since:]
+                    if any(re.fullmatch(recipient, r) for r in recipients)]
+
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(mine()) >= count, timeout):
+                raise AssertionError(f"{count} mails to {recipient} expected within {timeout}s; "
+                                     f"got {[(r, str(m['Subject'])) for r, m in mine()]}")
+            return mine()
+
     def link(self, message: EmailMessage, base: str) -> str:
         """The one URL under `base` in `message`'s plain-text body."""
         body = message.get_body(("plain",)).get_content()

@@ -11,10 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.postgres import PostgresServer, start_project_db
 from harness.answers import POSTGRES_VERSIONS
-from harness.render import EXAMPLES, example_answers, template_copy
+from harness.render import EXAMPLES, REPO, copier_cli, copy_in_process, example_answers, template_copy
+
+# versioned_project's major that default_project already is
+DEFAULT_POSTGRES_VERSION = str(yaml.safe_load((REPO / "copier.yml").read_text())["postgres_version"]["default"])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -50,7 +54,10 @@ def example(request, render) -> Path:
 
 @pytest.fixture(scope="session", params=POSTGRES_VERSIONS, ids=lambda v: f"pg{v}")
 def versioned_project(request, render) -> Path:
-    """A project for each PostgreSQL major copier.yml offers, defaults otherwise."""
+    """A project for each PostgreSQL major copier.yml offers, defaults otherwise
+    (the default major's is default_project: the same answers)."""
+    if str(request.param) == DEFAULT_POSTGRES_VERSION:
+        return render()
     return render({"postgres_version": request.param})
 
 
@@ -65,6 +72,36 @@ def jinja_template(tmp_path_factory) -> Path:
     """The template's copier.yml, includes/ and *.jinja files, for rendering
     in-process (harness.render.copy_in_process) many times."""
     return template_copy(tmp_path_factory.mktemp("template") / "jinja", jinja_only=True)
+
+
+@pytest.fixture(scope="session")
+def render_jinja(jinja_template, tmp_path_factory):
+    """render_jinja(answers) -> path of a project rendered in-process from
+    jinja_template (cached per answers): only the files rendered from *.jinja
+    sources (and the env files), about a tenth of a whole render's time. For
+    tests that only read such files; shared, so read-only."""
+    cache: dict[str, Path] = {}
+
+    def _render(answers: dict | None = None) -> Path:
+        key = json.dumps(answers or {}, sort_keys=True)
+        if key not in cache:
+            destination = tmp_path_factory.mktemp("jinja-render") / "project"
+            refusal = copy_in_process(jinja_template, answers or {}, destination)
+            if refusal is not None:
+                raise AssertionError(f"render failed for {answers}: {refusal}")
+            cache[key] = destination
+        return cache[key]
+
+    return _render
+
+
+@pytest.fixture(scope="session")
+def cli_default_copy(tmp_path_factory):
+    """(result, project) of `copier copy --defaults --vcs-ref HEAD <template>
+    <project>` as a user types it (harness.render.copier_cli), run once for the
+    tests that read its output or its files; shared, so read-only."""
+    destination = tmp_path_factory.mktemp("cli-copy") / "project"
+    return copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(destination)), destination
 
 
 @pytest.fixture(scope="session")

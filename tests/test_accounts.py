@@ -34,8 +34,13 @@ def project_with(mode: str, render) -> Path:
 
 
 @pytest.fixture(scope="module", params=MODES)
-def mode_project(request, render) -> tuple[str, Path]:
-    return request.param, project_with(request.param, render)
+def mode_project(request, render, render_jinja) -> tuple[str, Path]:
+    """project_with(mode); where no example answers the mode, only the *.jinja
+    files (the settings and the documents the test reads are all rendered)."""
+    mode = request.param
+    if any(example_answers(example.stem).get("email_verification", "optional") == mode for example in EXAMPLES):
+        return mode, project_with(mode, render)
+    return mode, render_jinja({"email_verification": mode})
 
 
 def settings_value(project: Path, name: str):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from harness import compose
 from harness.answers import POSTGRES_VERSIONS, as_typed, choices
-from harness.render import REPO, copier_cli, copy_in_process, project_files, template_copy, validator
+from harness.render import REPO, copy_in_process, project_files, template_copy, validator
 
 FREE_TEXT = ("project_name", "db_password", "db_admin_password", "db_monitor_password", "django_secret_key",
              "admin_email")
@@ -381,7 +381,7 @@ def test_new_project_makes_the_secrets_env_files_owner_only(tmp_path):
     assert (destination / "README.md").stat().st_mode & 0o777 == 0o644, "only the secrets' files are tightened"
 
 
-def test_plain_copier_copy_says_how_to_protect_the_env_files(tmp_path):
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(tmp_path / "giga"))
+def test_plain_copier_copy_says_how_to_protect_the_env_files(cli_default_copy):
+    result, _ = cli_default_copy
     assert result.returncode == 0, result.stderr
     assert "chmod 600 db/.env back/.env" in result.stderr + result.stdout

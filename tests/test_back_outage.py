@@ -1,11 +1,13 @@
 """Full tier: the backend while its database is away, on the production server
-(granian) and the image's entrypoint: health 503 and back to 200 without a
-restart, a late database waited for, a database that never comes given up
-on, and eight clients through a real PostgreSQL restart.
+(granian) and the image's entrypoint: readiness 503 while liveness stays 200,
+and back to 200 without a restart; a late database waited for, a database
+that never comes given up on, and eight clients through a real PostgreSQL
+restart.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -21,10 +23,19 @@ from harness.back_project import create_user
 @pytest.mark.parametrize("connections", ["persistent", "pool"])
 def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_project, fresh_db_server,
                                                                           backend_venv, connections):
+    """Readiness (/api/health/) follows the database and the migrations;
+    liveness (/api/health/live/) stays 200 throughout, so an orchestrator
+    restarts nothing, and nothing is restarted."""
     db = fresh_db_server(giga_project)
     backend = Backend(giga_project, db, backend_venv)
-    backend.manage("migrate", "--noinput", check=True)
+    # personas up to 0004 (and what it needs) only: its users table answers, yet
+    # migrations are unapplied, so not ready
+    backend.manage("migrate", "--noinput", "personas", "0004", check=True)
     with backend.serve(env={"DB_POOL": "1"} if connections == "pool" else {}) as (base, process):
+        before = granian_processes(process)
+        assert http("GET", f"{base}/api/health/")[:2] == (503, {"status": "unavailable"})
+        assert http("GET", f"{base}/api/health/live/")[:2] == (200, {"status": "ok"})
+        backend.manage("migrate", "--noinput", check=True)
         status, body, _ = http("GET", f"{base}/api/health/")
         assert status == 200, body
         db.stop()
@@ -33,6 +44,9 @@ def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_pr
             # the public learns nothing of the database: no host, address, port or role
             assert (status, body) == (503, {"status": "unavailable"})
             assert elapsed < 5, f"answered after {elapsed:.1f}s"
+            status, body, elapsed = http("GET", f"{base}/api/health/live/", timeout=10)
+            assert (status, body) == (200, {"status": "ok"}), "liveness must not depend on the database"
+            assert elapsed < 1, f"live answered after {elapsed:.1f}s"
         db.start()
         deadline = time.monotonic() + 30
         while True:
@@ -41,11 +55,15 @@ def test_health_is_503_while_the_db_is_down_and_recovers_without_restart(giga_pr
                 break
             time.sleep(0.5)
         assert status == 200, body
+        assert http("GET", f"{base}/api/health/live/")[:2] == (200, {"status": "ok"})
         assert process.poll() is None, "the backend must recover without a restart"
+        assert granian_processes(process) == before, "the server or a worker was restarted"
     log = process.log_path.read_text()
     assert log.count("Starting granian") == 1, log
     # ... the log does: libpq's reason, naming the server (with the pool, psycopg's pool logs it)
     assert "Health check: database unavailable" in log
+    # ... and why it was not ready before migrate
+    assert re.search(r"Health check: not ready: \d+ migration\(s\) unapplied: .* \(run migrate\)", log), log[-3000:]
     assert any(f"port {db.port}" in line and db.address in line for line in log.splitlines()), log[-3000:]
     assert "sqlite" not in log.lower()
 

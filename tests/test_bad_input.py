@@ -203,9 +203,8 @@ def test_awkward_passwords_leave_every_file_valid(awkward_project):
     assert not any(secret in answers for secret in AWKWARD_PASSWORDS.values())
 
 
-def test_copy_needs_no_trust(tmp_path):
-    destination = tmp_path / "project"
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", str(REPO), str(destination))
+def test_copy_needs_no_trust(cli_default_copy):
+    result, destination = cli_default_copy
     assert result.returncode == 0, result.stderr
     assert (destination / "db/docker-compose.yml").is_file()
 
@@ -270,11 +269,12 @@ def test_awkward_text_is_one_line_of_utf8_everywhere(awkward_text_project):
 
 
 @pytest.mark.parametrize("text", ["non\ufffecharacter", "non\uffffcharacter", "quote \" back \\ dollar $$ {x}"])
-def test_text_yaml_cannot_hold_raw_arrives_verbatim_in_the_containers_environment(tmp_path, text):
+def test_text_yaml_cannot_hold_raw_arrives_verbatim_in_the_containers_environment(tmp_path, jinja_template, text):
     """YAML refuses U+FFFE and U+FFFF written as they are: the compose files
     escape them, and everything else compose or YAML would read as syntax."""
     answers = {"project_name": f"Giga {text}", "admin_email": f"{text.split()[0]}@example.org"}
-    assert copy_in_process(REPO, answers, tmp_path / "project") is None
+    # the compose files and the env files they read are all rendered from *.jinja (or kept: front/.env)
+    assert copy_in_process(jinja_template, answers, tmp_path / "project") is None
     environments = compose.environments(tmp_path / "project")
     assert environments["frontend"]["PUBLIC_PROJECT_NAME"] == answers["project_name"]
     assert environments["backend"]["DJANGO_ADMIN_EMAIL"] == answers["admin_email"]

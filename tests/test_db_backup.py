@@ -71,8 +71,8 @@ def test_backups_land_in_a_git_ignored_host_directory(default_project, tmp_path)
     assert (default_project / "db/backups/.gitkeep").is_file()
 
 
-def test_readme_documents_the_backup_scripts_by_their_installed_names(default_project, render):
-    for project in (default_project, render({"db_host_port": 0})):
+def test_readme_documents_the_backup_scripts_by_their_installed_names(default_project, render_jinja):
+    for project in (default_project, render_jinja({"db_host_port": 0})):
         a = recorded(project)
         section = (project / "db/README.md").read_text().split("## Backups", 1)[1].split("\n## ", 1)[0]
         documented = set(re.findall(rf"docker exec (?:-it )?{a['project_slug']}_db_dev ([\w-]+)", section))

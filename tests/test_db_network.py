@@ -27,12 +27,12 @@ def test_db_compose_owns_the_network(versioned_project):
     assert service["networks"] == [a["network_name"], "default"], "the shared network, and its own project's"
 
 
-def test_db_port_is_published_on_loopback_only(default_project, render):
+def test_db_port_is_published_on_loopback_only(default_project, render_jinja):
     _, service = compose.db_service(default_project)
     assert service["ports"] == ["127.0.0.1:5432:5432"]
-    _, unpublished = compose.db_service(render({"db_host_port": 0}))
+    _, unpublished = compose.db_service(render_jinja({"db_host_port": 0}))
     assert "ports" not in unpublished
-    _, other = compose.db_service(render({"db_host_port": 15432, "db_port": 6543}))
+    _, other = compose.db_service(render_jinja({"db_host_port": 15432, "db_port": 6543}))
     assert other["ports"] == ["127.0.0.1:15432:6543"]
 
 

@@ -95,9 +95,9 @@ def test_the_repository_has_a_volume_of_its_own(versioned_project):
     assert not "/var/lib/pgbackrest".startswith(data_mount + "/"), "the repository must not live in the data volume"
 
 
-def test_the_passphrase_is_generated_into_db_env_only(render, default_project):
+def test_the_passphrase_is_generated_into_db_env_only(render_jinja, default_project):
     passphrase = dotenv.load(default_project / "db/.env")["PGBACKREST_REPO1_CIPHER_PASS"]
-    again = dotenv.load(render({"project_name": "Giga"}) / "db/.env")["PGBACKREST_REPO1_CIPHER_PASS"]
+    again = dotenv.load(render_jinja({"project_name": "Giga"}) / "db/.env")["PGBACKREST_REPO1_CIPHER_PASS"]
     assert re.fullmatch(r"[0-9a-f]{64}", passphrase) and passphrase != again
     assert dotenv.load(default_project / "db/.env.example")["PGBACKREST_REPO1_CIPHER_PASS"] == "change-me"
     assert "db_backup_passphrase" not in (default_project / ".copier-answers.yml").read_text()

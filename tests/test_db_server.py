@@ -46,17 +46,17 @@ def test_postgresql_conf_essentials(versioned_project):
     (8192, ("2GB", "6GB", "512MB", "19418kB", "16MB")),
     (65536, ("16GB", "48GB", "2GB", "155344kB", "16MB")),
 ])
-def test_postgresql_conf_is_tuned_from_the_memory_limit(render, memory_mb, expected):
-    conf = conf_settings(render({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
+def test_postgresql_conf_is_tuned_from_the_memory_limit(render_jinja, memory_mb, expected):
+    conf = conf_settings(render_jinja({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
     assert (conf["shared_buffers"], conf["effective_cache_size"], conf["maintenance_work_mem"],
             conf["work_mem"], conf["wal_buffers"]) == expected
 
 
 @pytest.mark.parametrize("memory_mb", [256, 1024, 65536])
-def test_checkpoints_are_spaced_for_writes_with_durability_on(render, memory_mb):
+def test_checkpoints_are_spaced_for_writes_with_durability_on(render_jinja, memory_mb):
     # Measured by tests/benchmarks/bench_postgresql_conf.py (docs/benchmarks.md):
     # fewer checkpoints, fewer full-page images in the WAL; durability untouched.
-    conf = conf_settings(render({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
+    conf = conf_settings(render_jinja({"db_memory_mb": memory_mb}) / "db/postgresql.conf")
     assert (conf["checkpoint_timeout"], conf["max_wal_size"], conf["min_wal_size"],
             conf["checkpoint_completion_target"]) == ("15min", "4GB", "1GB", "0.9")
     assert (conf["fsync"], conf["full_page_writes"], conf["synchronous_commit"]) == ("on", "on", "on")

@@ -221,6 +221,9 @@ def broken(case: str, project: Path, names: Names, compose_text: str):
                           "--noinput", timeout=300)
         elif case == "db stopped":
             engine.docker("stop", names.db, timeout=120)
+            # the process still answers: liveness holds, readiness does not
+            assert status(f"{names.api_url}/api/health/live/") == 200
+            assert status(f"{names.api_url}/api/health/") == 503
         elif case == "backend down":
             engine.docker("stop", names.backend, timeout=120)
         if case == "backend restarted with the db":

@@ -22,16 +22,18 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from harness import node
-from harness.browser import CHROMIUM, CHROMIUM_ARGS, log_in, open_verification_link, sign_up
+from harness.browser import CHROMIUM, CHROMIUM_ARGS, log_in, sign_up
 from harness.answers import recorded
 from harness.mail import mailpit_api, smtp_server
-from harness.render import EXAMPLES, REPO, example_answers
+from harness.render import REPO, example_answers
 from harness.stack import running
 
 pytestmark = pytest.mark.full
@@ -114,29 +116,6 @@ def test_home_page_shows_the_three_tiers(stack, page):
     expect(page.get_by_test_id("system-state")).to_have_text("All systems operational")
 
 
-def test_sign_up_log_in_and_see_me_then_the_row_is_in_the_isolated_db(stack, page):
-    username, password = f"ada{uuid.uuid4().hex[:8]}", "Lovelace-1815-xyz"
-    sign_up(page, stack.front_url, username, password)
-    expect(page).to_have_url(re.compile(r"/me$"))
-    expect(page.get_by_test_id("me-username")).to_have_text(username)
-
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("navigation").get_by_role("link", name="Log in")).to_be_visible()
-    page.goto(f"{stack.front_url}/me")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
-
-    log_in(page, stack.front_url, username, password)
-    expect(page.get_by_test_id("me-username")).to_have_text(username)
-    assert not page.evaluate("Object.keys(localStorage)"), "no token in localStorage"
-    session = next(c for c in page.context.cookies() if c["name"] == "session")
-    assert session["httpOnly"], "the session cookie is out of JavaScript's reach"
-
-    # psql on the isolated database, as docs/architecture.md checks it
-    output = stack.db.psql(f"SELECT id, username, email FROM personas_usuario WHERE username='{username}';",
-                           **stack.db.app)
-    assert f"{username}@example.com" in output and "(1 row)" in output, output
-
-
 def test_weak_password_shows_the_apis_message(stack, page):
     sign_up(page, stack.front_url, f"weak{uuid.uuid4().hex[:8]}", "password")
     expect(page.get_by_test_id("error-password")).to_contain_text("too common")
@@ -186,85 +165,28 @@ def test_vite_dev_serves_the_same_policy_without_violations(stack, front_install
         hydrated_flows(page, base)
 
 
-# -- account flows, with the mail the backend sends to the SMTP server (conftest: smtp)
-def log_out(page: Page) -> None:
-    page.get_by_role("button", name="Log out").click()
-    expect(page.get_by_role("navigation").get_by_role("link", name="Log in")).to_be_visible()
+# -- the project's own journeys: front/e2e, as `make e2e` runs them, for each
+# email_verification answer. They sign up, log in, see /me and log out, verify
+# an address, reset a forgotten password and change the address, through the
+# mail the backend sends (read through Mailpit's API). The template checks
+# what the journeys cannot see: which mails each answer sends, from whom, to
+# whom, and the accounts' rows in the isolated database.
+JOURNEY_NAMES = "(ada|vera|rita|emil)"  # newUser()'s names in front/e2e
+JOURNEY_MAIL = rf"(new-)?{JOURNEY_NAMES}[0-9a-z]{{8,}}@example\.com"  # and email-change's new address
+# (passed, skipped), and the mails the journeys make, by subject, per answer:
+# a verification mail at each sign-up and for the new address of a change
+# (optional: the vera journey too; mandatory: the others verify in the
+# journey; none: it is skipped, no verification mail), one reset, the notices
+# to the old address of a change.
+EXPECTED = {
+    "optional": ((4, 0), {"Verify your email address": 5, "Reset your password": 1,
+                          "Your address is about to change": 1, "Your address has changed": 1}),
+    "mandatory": ((3, 1), {"Verify your email address": 4, "Reset your password": 1,
+                           "Your address is about to change": 1, "Your address has changed": 1}),
+    "none": ((3, 1), {"Reset your password": 1, "Your address has changed": 1}),
+}
 
 
-def test_sign_up_verify_the_address_by_mail_then_log_in(stack, smtp, page):
-    username, password = f"vera{uuid.uuid4().hex[:8]}", "Verified-1815-xyz"
-    sign_up(page, stack.front_url, username, password)
-    # optional verification (giga's answer): logged in at once, the address shown unverified
-    expect(page.get_by_test_id("me-email-state")).to_have_text("(not verified)")
-    log_out(page)
-
-    mail = smtp.wait_for(f"{username}@example.com", "Verify your email address")
-    assert str(mail["From"]) == recorded(stack.backend.project)["admin_email"]
-    link = smtp.link(mail, stack.front_url)
-    assert re.fullmatch(rf"{re.escape(stack.front_url)}/verify/\S+", link), link
-    # opened, as a mail scanner or a link preview would, the link verifies nothing
-    page.goto(link, wait_until="networkidle")
-    expect(page.get_by_role("button", name="Verify my address")).to_be_visible()
-    log_in(page, stack.front_url, username, password)
-    expect(page.get_by_test_id("me-email-state")).to_have_text("(not verified)")
-    log_out(page)
-
-    open_verification_link(page, link)
-    expect(page.get_by_test_id("verify-result")).to_have_text(f"Your email address {username}@example.com is verified.")
-
-    log_in(page, stack.front_url, username, password)
-    expect(page.get_by_test_id("me-email-state")).to_have_text("(verified)")
-    # the link worked once
-    open_verification_link(page, link)
-    expect(page.get_by_test_id("verify-result")).to_have_text(
-        "This verification link is invalid, already used or expired. Ask for a new one.")
-
-
-def request_reset(page: Page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_role("link", name="Forgot your password?").click()
-    page.get_by_label("Email").fill(email)
-    page.get_by_role("button", name="Send the link").click()
-    expect(page.get_by_role("status")).to_contain_text("If an account uses this address")
-
-
-def test_forgot_password_reset_by_mail_then_only_the_new_password_works(stack, smtp, page):
-    username, old, new = f"rita{uuid.uuid4().hex[:8]}", "Forgotten-1815-xyz", "Rem3mbered-at-last"
-    sign_up(page, stack.front_url, username, old)
-    expect(page.get_by_test_id("me-username")).to_have_text(username)
-    log_out(page)
-
-    # an address nobody uses gets the same page, and no mail
-    before = len(smtp.messages)
-    request_reset(page, stack.front_url, f"nobody-{username}@example.com")
-    request_reset(page, stack.front_url, f"{username}@example.com")
-    mail = smtp.wait_for(f"{username}@example.com", "Reset your password")
-    assert [recipients for recipients, _ in smtp.messages[before:]] == [[f"{username}@example.com"]]
-    link = smtp.link(mail, stack.front_url)
-    assert re.fullmatch(rf"{re.escape(stack.front_url)}/reset/[\w-]+/[0-9a-z]+-[0-9a-f]+", link), link
-
-    page.goto(link)
-    page.get_by_label("New password").fill(new)
-    page.get_by_role("button", name="Set the password").click()
-    expect(page).to_have_url(re.compile(r"/login\?reset=1$"))
-    expect(page.get_by_role("status")).to_have_text("Your password was reset. Log in with the new one.")
-
-    log_in(page, stack.front_url, username, new)
-    expect(page.get_by_test_id("me-username")).to_have_text(username)
-    log_out(page)
-    log_in(page, stack.front_url, username, old)
-    expect(page.get_by_test_id("error-form")).to_contain_text("Unable to log in")
-
-    # the link worked once
-    page.goto(link)
-    page.get_by_label("New password").fill("Y3t-another-passphrase")
-    page.get_by_role("button", name="Set the password").click()
-    expect(page.get_by_test_id("error-form")).to_have_text(
-        "This password reset link is invalid, already used or expired. Ask for a new one.")
-
-
-# -- the project's own journeys: front/e2e, as `make e2e` runs them
 def own_journeys(stack, inbox, front: Path, output: Path):
     """`npm run test:e2e` in `front` (what `make e2e` runs), its
     playwright.config.ts pointed at `stack` by its variables: Debian's
@@ -277,45 +199,84 @@ def own_journeys(stack, inbox, front: Path, output: Path):
 
 
 def journey_accounts(stack) -> int:
-    """The accounts front/e2e's journeys make (newUser('ada'), newUser('vera'))."""
-    (count,), = stack.db.query("SELECT count(*) FROM personas_usuario WHERE username ~ '^(ada|vera)[0-9a-z]{8,}$'",
+    """The accounts front/e2e's journeys make (newUser('ada'), ...)."""
+    (count,), = stack.db.query(f"SELECT count(*) FROM personas_usuario WHERE username ~ '^{JOURNEY_NAMES}[0-9a-z]{{8,}}$'",
                                **stack.db.app)
     return count
 
 
-def test_the_projects_own_playwright_journeys_pass(stack, smtp, front_installed, tmp_path):
-    """giga's answers (optional verification): every journey runs and passes,
-    against the suite's stack, and the accounts they made are in the database."""
-    before = journey_accounts(stack)
-    result = own_journeys(stack, smtp, front_installed, tmp_path / "results")
+def check_own_journeys(stack, inbox, front: Path, output: Path) -> None:
+    """The project's journeys pass against `stack` (skipping only what its
+    answer does not have), their accounts are rows of its database, and the
+    backend sent their mails, from the admin address, to the journeys'
+    addresses only (a reset asked for an unknown address sends nothing)."""
+    answers = recorded(stack.backend.project)
+    (passed, skipped), subjects = EXPECTED[answers["email_verification"]]
+    accounts, since = journey_accounts(stack), len(inbox.messages)
+    result = own_journeys(stack, inbox, front, output)
     assert result.returncode == 0, node.shown(result)
-    assert re.search(r"^\s*2 passed", result.stdout, re.M), node.shown(result)
-    assert not re.search(r"\b(skipped|failed|flaky)\b", result.stdout), node.shown(result)
-    assert journey_accounts(stack) == before + 2
+    found = tuple(int(m.group(1)) if (m := re.search(rf"^\s*(\d+) {word}\b", result.stdout, re.MULTILINE)) else 0
+                  for word in ("passed", "skipped"))
+    assert found == (passed, skipped), node.shown(result)
+    assert not re.search(r"\b(failed|flaky)\b", result.stdout), node.shown(result)
+    # psql on the isolated database, as docs/architecture.md checks it
+    assert journey_accounts(stack) == accounts + passed
+
+    mails = inbox.received(JOURNEY_MAIL, sum(subjects.values()), since=since)
+    got = Counter(str(message["Subject"]).removeprefix(f"[{answers['project_name']}] ") for _, message in mails)
+    assert got == subjects, got
+    assert {str(message["From"]) for _, message in mails} == {answers["admin_email"]}
+    strangers = [(r, str(m["Subject"])) for r, m in inbox.messages[since:] if any(a.startswith("nobody-") for a in r)]
+    assert not strangers, strangers
 
 
-@pytest.mark.parametrize("name", [path.stem for path in EXAMPLES if path.stem != "giga"])
-def test_the_projects_own_playwright_journeys_pass_for_the_other_examples(name, render, front_installed, tmp_path):
-    """Another example's answers, on a stack of its own (acme-pg18:
-    mandatory verification, so sign-up starts no session and the journey
-    reads the mailed link through the Mailpit API; the journey for optional
-    verification is skipped)."""
-    project = render(example_answers(name))
-    verification = recorded(project)["email_verification"]
+def test_the_projects_own_playwright_journeys_pass(stack, smtp, front_installed, tmp_path):
+    """giga's answers (optional verification), against the suite's stack."""
+    check_own_journeys(stack, smtp, front_installed, tmp_path / "results")
+
+
+def mandatory_verification(render, front_installed, tmp_path: Path) -> None:
+    """acme-pg18's answers (mandatory verification: sign-up opens no session,
+    the journeys verify through the mailed link), with its own build."""
+    project = render(example_answers("acme-pg18"))
+    assert recorded(project)["email_verification"] == "mandatory"
     front = tmp_path / "front"
     shutil.copytree(project / "front", front)
     (front / "node_modules").symlink_to(front_installed / "node_modules")
     node.build(front)
     with smtp_server() as inbox, running(project, front, backend_env={"EMAIL_URL": inbox.url}) as own:
-        result = own_journeys(own, inbox, front, tmp_path / "results")
-        assert result.returncode == 0, node.shown(result)
-        expected = (2, 0) if verification == "optional" else (1, 1)
-        found = tuple(int(m.group(1)) if (m := re.search(rf"^\s*(\d+) {word}\b", result.stdout, re.M)) else 0
-                      for word in ("passed", "skipped"))
-        assert found == expected, node.shown(result)
-        assert journey_accounts(own) == expected[0]
-        subjects = [str(message["Subject"]) for _, message in inbox.messages]
-        if verification == "none":
-            assert subjects == [], subjects
-        else:
-            assert all("Verify your email address" in s for s in subjects) and len(subjects) == expected[0], subjects
+        check_own_journeys(own, inbox, front, tmp_path / "results")
+
+
+def no_verification(project: Path, giga_project: Path, front_installed: Path, front_built: Path,
+                    tmp_path: Path) -> None:
+    """giga's answers but email_verification: none (no verification mail; a
+    changed address replaces the old at once). The answer changes only the
+    backend and front/'s playwright.config.ts, so the stack serves giga's build."""
+    changed = {path.relative_to(project / "front") for path in (project / "front").rglob("*")
+               if path.is_file() and (giga_project / path.relative_to(project)).read_bytes() != path.read_bytes()}
+    assert changed == {Path("playwright.config.ts")}, changed
+    front = tmp_path / "front"
+    shutil.copytree(project / "front", front)
+    (front / "node_modules").symlink_to(front_installed / "node_modules")
+    with smtp_server() as inbox, running(project, front_built, backend_env={"EMAIL_URL": inbox.url}) as own:
+        check_own_journeys(own, inbox, front, tmp_path / "results")
+
+
+def test_the_projects_own_playwright_journeys_pass_for_the_other_answers(render, giga_project, front_installed,
+                                                                         front_built, tmp_path):
+    """The two other email_verification answers, each on a stack of its own,
+    side by side (most of a journey's time is spent waiting: for the page to
+    settle, for the task worker's mail): mandatory (acme-pg18) and none."""
+    mandatory = tmp_path / "mandatory"
+    none = tmp_path / "none"
+    mandatory.mkdir()
+    none.mkdir()
+    # copier renders one project at a time
+    render(example_answers("acme-pg18"))
+    without = render({**example_answers("giga"), "email_verification": "none"})
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = [pool.submit(mandatory_verification, render, front_installed, mandatory),
+                pool.submit(no_verification, without, giga_project, front_installed, front_built, none)]
+        for future in done:
+            future.result()

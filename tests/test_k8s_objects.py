@@ -337,6 +337,27 @@ def test_the_worker_runs_the_queued_tasks(k8s_built, k8s_project, overlay):
 
 
 @pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_backend_probes_say_what_they_mean(k8s_built, k8s_project, overlay):
+    """Liveness and startup ask /api/health/live/ (the process answers, no
+    database): a database outage restarts no backend. Readiness asks
+    /api/health/ (the database answers, every migration applied): a pod that
+    cannot serve leaves the Service. Both with a Host Django allows."""
+    objects = k8s_built[overlay]
+    [web] = k8s.containers(one(objects, "Deployment", "backend"))
+    paths = {probe: web[probe]["httpGet"]["path"] for probe in ("livenessProbe", "readinessProbe", "startupProbe")}
+    assert paths == {"livenessProbe": "/api/health/live/", "readinessProbe": "/api/health/",
+                     "startupProbe": "/api/health/live/"}
+    allowed = container_env(objects, one(objects, "Deployment", "backend"))["DJANGO_ALLOWED_HOSTS"].split(",")
+    for probe in paths:
+        assert web[probe]["httpGet"]["port"] == "http", probe
+        [host] = [h["value"] for h in web[probe]["httpGet"]["httpHeaders"] if h["name"] == "Host"]
+        assert host in allowed, (probe, host)
+    urls = "".join(path.read_text() for path in (k8s_project / "back").glob("*/urls.py"))
+    assert 'path("api/health/", HealthView' in urls and 'path("api/health/live/", LiveView' in urls
+
+
+@pytest.mark.full
 def test_free_text_arrives_verbatim_in_the_config_maps(render):
     """The project name and the admin address, with YAML's and env's special
     characters, reach the containers' environment unchanged."""

@@ -27,7 +27,7 @@ from harness.consistency import mismatches
 from harness.make import targets
 from harness.postgres import start_project_db
 from harness.python import venv_for
-from harness.render import REPO, copier_cli, project_files
+from harness.render import REPO, copier_cli, copy_in_process, project_files
 
 ENV_FILES = ("db/.env", "back/.env", "front/.env")
 GIT_IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
@@ -354,11 +354,12 @@ def test_message_after_update_says_what_to_review(updated_from_earlier):
         assert needed in message, f"the message after an update does not mention {needed!r}"
 
 
-def test_message_after_copy_gives_the_start_sequence_as_make_targets(tmp_path):
-    result = copy(REPO, "HEAD", tmp_path / "project")
+def test_message_after_copy_gives_the_start_sequence_as_make_targets(cli_default_copy):
+    result, project = cli_default_copy
+    assert result.returncode == 0, result.stderr
     steps = re.findall(r"^\s*make ([a-z-]+)", result.stderr, flags=re.MULTILINE)
     assert steps == ["db-up", "up", "migrate", "verify"], result.stderr
-    assert set(steps) <= set(targets(tmp_path / "project"))
+    assert set(steps) <= set(targets(project))
 
 
 @pytest.mark.full
@@ -459,10 +460,10 @@ def test_every_answer_the_data_volume_pins_is_refused_on_update(project, questio
     assert_refused(project, question, PINNED_ANSWERS[question])
 
 
-def test_pinned_answers_are_free_on_the_first_copy(tmp_path):
-    result = copier_cli("copy", "--defaults", "--vcs-ref", "HEAD", *data_args(PINNED_ANSWERS), str(REPO),
-                        str(tmp_path / "project"))
-    assert result.returncode == 0, result.stderr
+def test_pinned_answers_are_free_on_the_first_copy(tmp_path, jinja_template):
+    """copier.yml's validators, in Copier's own `run_copy` (as the CLI calls it):
+    no recorded answers yet, so nothing is pinned; the answers file is rendered."""
+    assert copy_in_process(jinja_template, PINNED_ANSWERS, tmp_path / "project") is None
     assert {name: as_typed(tmp_path / "project")[name] for name in PINNED_ANSWERS} == PINNED_ANSWERS
 
 

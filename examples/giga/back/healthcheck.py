@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """The image's HEALTHCHECK: GET /api/health/ on this container; healthy on 200.
 
-/api/health/ makes a round trip to the isolated database, so the container is
-unhealthy while the database is unreachable. Standard library only: no curl
-in the image.
+/api/health/ is readiness (the isolated database answers and every migration
+is applied), so the container is unhealthy while the database is unreachable.
+Docker never restarts an unhealthy container: the status only drives
+`depends_on: service_healthy` and Caddy's routing, hence readiness, not
+liveness (/api/health/live/, Kubernetes' livenessProbe). Standard library
+only: no curl in the image.
 """
 
 import os

@@ -9,7 +9,7 @@ from drf_spectacular.views import SpectacularAPIView
 from personas.ratelimit import limit_admin_login
 
 from .exceptions import not_found
-from .views import HealthView, api_docs
+from .views import HealthView, LiveView, api_docs
 
 urlpatterns = [
     # Before admin.site.urls, which has its own (unlimited) login/.
@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/health/", HealthView.as_view(), name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", api_docs, name="api-docs"),
+    # Liveness: the process answers (api/health/ above is readiness).
+    path("api/health/live/", LiveView.as_view(), name="health-live"),
     path("api/", include("personas.urls")),
     # Any other /api path, whatever the method: a JSON 404, with DEBUG on too.
     # CSRF-exempt, or an unsafe method would get the HTML CSRF 403 first; and

@@ -1,11 +1,14 @@
-"""The views of this package: GET /api/health/ and Swagger UI (GET /api/docs/).
+"""The views of this package: the probes and Swagger UI (GET /api/docs/).
 
-GET /api/health/: the backend is up and the isolated database answers.
+GET /api/health/live/ (liveness): the process answers. No database access at
+all, so a database outage fails readiness only and restarts nothing.
 
-The public (the image's HEALTHCHECK, SvelteKit, anyone) learns only that:
-{"status": "ok"} or 503 {"status": "unavailable"}. The reason of a failure
-(libpq's message names the host, address, port and role) goes to the log; a
-staff token also gets the details in the answer.
+GET /api/health/ (readiness): the isolated database answers and every
+migration is applied; else 503 and the pod or container is taken out of the
+traffic. The public (the image's HEALTHCHECK, SvelteKit, anyone) learns only
+that: {"status": "ok"} or 503 {"status": "unavailable"}. The reason of a
+failure (libpq's message names the host, address, port and role) goes to the
+log; a staff token also gets the details in the answer.
 """
 
 import logging
@@ -15,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.db import DatabaseError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from drf_spectacular.views import SpectacularSwaggerSplitView
@@ -38,17 +42,42 @@ HEALTH_STATEMENT_TIMEOUT_MS = 2000
 HEALTH_STATUSES = ["ok", "unavailable"]
 
 
+class Migrations:
+    """Whether every migration is applied. Once it is, that is remembered for
+    the process (migrations are not unapplied under a running server): a
+    healthy readiness check reads no migration files and asks nothing more
+    than the user count."""
+
+    all_applied = False
+
+    @classmethod
+    def pending(cls) -> list[str]:
+        """The unapplied migrations ("app.name"), in the order migrate runs them."""
+        if cls.all_applied:
+            return []
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        cls.all_applied = not plan
+        return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
+
+
 def database_status() -> tuple[bool, int | str]:
     """(True, number of users) or (False, reason). Never raises."""
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL statement_timeout = {HEALTH_STATEMENT_TIMEOUT_MS:d}")
-            return True, Usuario.objects.count()
+            pending = Migrations.pending()
+            users = Usuario.objects.count() if not pending else 0
     except Exception as exc:  # noqa: BLE001 -- any failure is "unavailable", never a 500
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         logger.warning("Health check: database unavailable: %s", reason)
         return False, reason
+    if pending:
+        reason = f"{len(pending)} migration(s) unapplied: {', '.join(pending[:5])}{' ...' if len(pending) > 5 else ''}"
+        logger.warning("Health check: not ready: %s (run migrate)", reason)
+        return False, reason
+    return True, users
 
 
 def is_staff(request: Request) -> bool:
@@ -60,13 +89,32 @@ def is_staff(request: Request) -> bool:
     return bool(result and result[0].is_staff)
 
 
-class HealthView(APIView):
+class LiveView(APIView):
+    """Liveness: answered by the process alone, whatever the database does."""
+
     authentication_classes = []
     permission_classes = [AllowAny]
 
     @extend_schema(
-        summary="Backend and database health",
-        description='No token needed; a staff token also gets "database" and "users".',
+        summary="Liveness: the backend process answers",
+        description="No token needed. Never touches the database: a database outage fails readiness "
+                    "(GET /api/health/) only, so an orchestrator restarts no backend for it.",
+        responses={200: inline_serializer("Live", {"status": serializers.CharField(help_text='Always "ok".')})},
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class HealthView(APIView):
+    """Readiness: the database answers and every migration is applied."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Readiness: the database answers and every migration is applied",
+        description='No token needed; a staff token also gets "database" and "users". '
+                    "503 while the database is unreachable or a migration is unapplied.",
         # Optional: an invalid token is the public, never a 401.
         # drf-spectacular types `auth` as scheme names; it takes requirement objects too.
         auth=[{"knoxApiToken": []}, {}],  # type: ignore[list-item]

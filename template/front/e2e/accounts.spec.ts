@@ -25,6 +25,9 @@ test('sign up, log in, see /me, log out', async ({ page, mail, emailVerification
 	await expect(page.getByTestId('me-email')).toHaveText(user.email);
 	const session = (await page.context().cookies()).find((c) => c.name === 'session');
 	expect(session?.httpOnly, 'the session cookie is out of reach of scripts').toBe(true);
+	expect(await page.evaluate(() => Object.keys(localStorage)), 'no token in localStorage').toEqual(
+		[]
+	);
 
 	await logOut(page);
 	await page.goto('/me');
@@ -42,10 +45,23 @@ test('the mailed link verifies the address', async ({ page, mail, emailVerificat
 	const link = await mail.link(user.email, '/verify/');
 	await logOut(page);
 
+	// Opened, as a mail scanner or a link preview would, the link verifies nothing.
+	await page.goto(new URL(link).pathname, { waitUntil: 'networkidle' });
+	await expect(page.getByRole('button', { name: 'Verify my address' })).toBeVisible();
+	await logIn(page, user);
+	await expect(page.getByTestId('me-email-state')).toHaveText('(not verified)');
+	await logOut(page);
+
 	await verifyByLink(page, link);
 	await expect(page.getByTestId('verify-result')).toHaveText(
 		`Your email address ${user.email} is verified.`
 	);
 	await logIn(page, user);
 	await expect(page.getByTestId('me-email-state')).toHaveText('(verified)');
+
+	// The link worked once.
+	await verifyByLink(page, link);
+	await expect(page.getByTestId('verify-result')).toHaveText(
+		'This verification link is invalid, already used or expired. Ask for a new one.'
+	);
 });

@@ -76,6 +76,41 @@ export async function logIn(page: Page, user: User): Promise<void> {
 	await page.getByRole('button', { name: 'Log in' }).click();
 }
 
+/**
+ * Sign `user` up, ready to log in: with mandatory verification (sign-up opens
+ * no session) once the link mailed to the address is followed, else logged
+ * out of the session sign-up opened.
+ */
+export async function signUpAndVerify(
+	page: Page,
+	user: User,
+	mail: Mailbox,
+	emailVerification: Options['emailVerification']
+): Promise<void> {
+	await signUp(page, user);
+	if (emailVerification === 'mandatory') {
+		await expect(page).toHaveURL(/\/login\?verify=1$/);
+		await verifyByLink(page, await mail.link(user.email, '/verify/'));
+		await expect(page.getByTestId('verify-result')).toContainText('is verified');
+	} else {
+		await expect(page.getByTestId('me-username')).toHaveText(user.username);
+		await logOut(page);
+	}
+}
+
+/** Sign `user` up (signUpAndVerify), then log in: /me shows the account. */
+export async function signUpAndLogIn(
+	page: Page,
+	user: User,
+	mail: Mailbox,
+	emailVerification: Options['emailVerification']
+): Promise<void> {
+	await signUpAndVerify(page, user, mail, emailVerification);
+	await logIn(page, user);
+	await expect(page).toHaveURL(/\/me$/);
+	await expect(page.getByTestId('me-username')).toHaveText(user.username);
+}
+
 export async function logOut(page: Page): Promise<void> {
 	await page.getByRole('button', { name: 'Log out' }).click();
 	await expect(page.getByRole('navigation').getByRole('link', { name: 'Log in' })).toBeVisible();
@@ -91,4 +126,23 @@ export async function verifyByLink(page: Page, link: string): Promise<void> {
 	await page.goto(pathname, { waitUntil: 'networkidle' });
 	await expect(page.getByTestId('verify-result')).toHaveCount(0);
 	await page.getByRole('button', { name: 'Verify my address' }).click();
+}
+
+/** Ask /forgot for a link to reset the password of the account at `email`. */
+export async function requestReset(page: Page, email: string): Promise<void> {
+	await page.goto('/login', { waitUntil: 'networkidle' });
+	await page.getByRole('link', { name: 'Forgot your password?' }).click();
+	await page.getByLabel('Email').fill(email);
+	await page.getByRole('button', { name: 'Send the link' }).click();
+	// The same answer whether or not an account uses the address.
+	await expect(page.getByRole('status')).toContainText('If an account uses this address');
+}
+
+/** Open a mailed /reset/<uid>/<token> link on this site and set `password`. */
+export async function resetByLink(page: Page, link: string, password: string): Promise<void> {
+	const { pathname } = new URL(link);
+	expect(pathname).toMatch(/^\/reset\/[\w-]+\/[0-9a-z]+-[0-9a-f]+$/);
+	await page.goto(pathname, { waitUntil: 'networkidle' });
+	await page.getByLabel('New password').fill(password);
+	await page.getByRole('button', { name: 'Set the password' }).click();
 }

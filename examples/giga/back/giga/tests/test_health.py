@@ -2,9 +2,12 @@ import logging
 
 import pytest
 from django.core.management import call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.db.migrations.recorder import MigrationRecorder
 
 from personas.models import Usuario
+
+from ..views import Migrations
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +46,56 @@ def test_health_is_503_with_the_reason_only_in_the_log(client, staff_client, mon
     assert LIBPQ_ERROR in caplog.text
 
 
+def test_live_answers_without_the_database(client, staff_client, django_assert_num_queries, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OperationalError(LIBPQ_ERROR)
+
+    with django_assert_num_queries(0):
+        # no connection either (the capture itself opens one first)
+        monkeypatch.setattr(connection, "ensure_connection", unreachable)
+        for each in (client, staff_client):
+            response = each.get("/api/health/live/")
+            assert response.status_code == 200
+            assert response.json() == {"status": "ok"}
+    assert client.get("/api/health/").status_code == 503, "readiness needs the database"
+    monkeypatch.undo()
+
+
+@pytest.fixture
+def migrations_unknown(monkeypatch):
+    """The process as freshly started: not yet seen all migrations applied."""
+    monkeypatch.setattr(Migrations, "all_applied", False)
+
+
+def test_ready_is_503_while_a_migration_is_unapplied(client, staff_client, migrations_unknown, caplog):
+    # Recorded as unapplied in django_migrations (the table migrate reads),
+    # inside the test's transaction: rolled back afterwards.
+    recorder = MigrationRecorder(connection)
+    last = max(name for app, name in recorder.applied_migrations() if app == "personas")
+    recorder.record_unapplied("personas", last)
+    with caplog.at_level(logging.WARNING):
+        for each in (client, staff_client):
+            response = each.get("/api/health/")
+            assert response.status_code == 503
+            assert response.json() == {"status": "unavailable"}
+    assert f"1 migration(s) unapplied: personas.{last}" in caplog.text
+    assert not Migrations.all_applied
+    assert client.get("/api/health/live/").status_code == 200
+    # migrate recorded it again: ready, without a restart
+    recorder.record_applied("personas", last)
+    assert client.get("/api/health/").json() == {"status": "ok"}
+    assert Migrations.all_applied
+
+
+def test_ready_remembers_that_all_migrations_are_applied(client, migrations_unknown, django_assert_max_num_queries):
+    with django_assert_max_num_queries(10):
+        assert client.get("/api/health/").status_code == 200
+    assert Migrations.all_applied
+    # from then on: the statement timeout and the user count, in a transaction
+    with django_assert_max_num_queries(4):
+        assert client.get("/api/health/").status_code == 200
+
+
 def test_other_endpoints_answer_503_when_the_database_fails(client, monkeypatch):
     def unreachable(*args, **kwargs):
         raise OperationalError("connection refused")
@@ -58,7 +111,7 @@ def test_openapi_schema(client):
     assert response.status_code == 200
     text = response.content.decode()
     assert text.startswith("openapi: 3")
-    for path in ("/api/health/", "/api/auth/signup/", "/api/auth/login/", "/api/auth/logout/",
+    for path in ("/api/health/", "/api/health/live/", "/api/auth/signup/", "/api/auth/login/", "/api/auth/logout/",
                  "/api/auth/me/", "/api/users/", "/api/users/{id}/"):
         assert f"{path}:" in text, path
     assert client.get("/api/schema/?format=json").json()["info"]["version"] == "1.0.0"

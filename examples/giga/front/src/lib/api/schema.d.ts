@@ -219,10 +219,30 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Backend and database health
-         * @description No token needed; a staff token also gets "database" and "users".
+         * Readiness: the database answers and every migration is applied
+         * @description No token needed; a staff token also gets "database" and "users". 503 while the database is unreachable or a migration is unapplied.
          */
         get: operations["health_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/health/live/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness: the backend process answers
+         * @description No token needed. Never touches the database: a database outage fails readiness (GET /api/health/) only, so an orchestrator restarts no backend for it.
+         */
+        get: operations["health_live_retrieve"];
         put?: never;
         post?: never;
         delete?: never;
@@ -310,6 +330,10 @@ export interface components {
         };
         HealthUnavailable: {
             status: components["schemas"]["StatusEnum"];
+        };
+        Live: {
+            /** @description Always "ok". */
+            status: string;
         };
         /**
          * @description A body key that is not a writable field is a 400, not silently ignored:
@@ -955,6 +979,25 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthUnavailable"];
+                };
+            };
+        };
+    };
+    health_live_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Live"];
                 };
             };
         };

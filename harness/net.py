@@ -23,6 +23,9 @@ def _ephemeral_ports() -> range:
 
 _EPHEMERAL = _ephemeral_ports()
 _handed_out: set[int] = set()
+# pytest-xdist's workers (gw0, gw1, ...) each pick from their own share of the ports.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 
 
 def free_port() -> int:
@@ -31,8 +34,8 @@ def free_port() -> int:
     Picked below the kernel's ephemeral range: a port from bind(0) can be taken
     by any outgoing connection (psql, a test's HTTP client) between the pick
     and the server's own bind, which failed a server's start with "Address
-    already in use". Never the same port twice in one run."""
-    candidates = [port for port in range(20000, _EPHEMERAL.start) if port not in _handed_out]
+    already in use". Never the same port twice in one run, nor in two workers."""
+    candidates = [port for port in range(20000 + _WORKER, _EPHEMERAL.start, _WORKERS) if port not in _handed_out]
     random.shuffle(candidates)
     for port in candidates:
         with socket.socket() as s:

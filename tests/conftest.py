@@ -21,6 +21,15 @@ from harness.render import EXAMPLES, REPO, copier_cli, copy_in_process, example_
 DEFAULT_POSTGRES_VERSION = str(yaml.safe_load((REPO / "copier.yml").read_text())["postgres_version"]["default"])
 
 
+def pytest_collection_modifyitems(items):
+    """Scheduling units for pytest-xdist's workers (pytest.ini's `--dist
+    loadgroup`): a module's tests stay together, so its fixtures start once,
+    and the docker tier is one unit, as its tests share one engine."""
+    for item in items:
+        group = "docker" if item.get_closest_marker("docker") else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the item, so fixtures can act on a failure."""

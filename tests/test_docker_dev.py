@@ -5,7 +5,7 @@ scripts/docker-engine's engine (Debian's 26.1) builds the rendered Dockerfiles
 unchanged on local stand-ins of the base images (docs/testing.md lists how
 they differ). The tests run in order on one stack per example, as a team's
 first hour does: `make db-up`, `make up`, `make migrate`, `make verify`, the
-README's verification commands, then the architecture seen on the live
+documented verification commands (docs/operations.md), then the architecture seen on the live
 containers, a browser, backups and faults.
 """
 
@@ -140,15 +140,15 @@ def test_make_verify_passes_every_item_with_a_real_database_restart(project, nam
     assert engine.inspect(names.backend)["State"]["StartedAt"] == started, "the backend was not"
 
 
-def readme_block(project: Path, heading: str) -> str:
-    text = (project / "README.md").read_text()
+def docs_block(project: Path, document: str, heading: str) -> str:
+    text = (project / document).read_text()
     section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.search(r"```bash\n(.*?)```", section, re.S).group(1)
 
 
-def test_the_readmes_verification_commands_run_literally(project, names):
-    """README.md's "Verify the architecture" block, run by bash as written."""
-    block = readme_block(project, "Verify the architecture")
+def test_the_documented_verification_commands_run_literally(project, names):
+    """docs/operations.md's "Verify the architecture" block, run by bash as written."""
+    block = docs_block(project, "docs/operations.md", "Verify the architecture")
     result = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=300,
                             stdin=subprocess.DEVNULL, cwd=project)
     out = result.stdout + result.stderr

@@ -1,5 +1,4 @@
-"""Production on one host, on the real engine: README.md's "Production (one
-host)" steps (`make prod-db-up`, `make prod-up`) on giga with domain=localhost,
+"""Production on one host, on the real engine: docs/production.md's steps (`make prod-db-up`, `make prod-up`) on giga with domain=localhost,
 so that Caddy serves HTTPS from its own CA, and Chromium uses it."""
 
 from __future__ import annotations

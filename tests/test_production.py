@@ -252,9 +252,9 @@ def test_make_runs_the_production_commands_in_order(project):
         assert make.commands(project, target) == commands, target
 
 
-def test_the_readme_gives_the_production_steps_in_order(project):
-    text = (project / "README.md").read_text()
-    section = text[text.index("## Production (one host)"):]
+def test_the_docs_give_the_production_steps_in_order(project):
+    text = (project / "docs/production.md").read_text()
+    section = text[text.index("## One host: compose behind Caddy"):]
     steps = ["db/.env", "back/.env", "EMAIL_URL", "make prod-db-up", "make prod-up", "createsuperuser",
              "make backups"]
     positions = [section.find(step) for step in steps]

@@ -2,7 +2,7 @@
 (.github/renovate.json) validates against Renovate's published schema
 (tests/schemas/renovate/), finds every ecosystem of the project, groups
 updates weekly keeping exact pins, skips the images the project builds; the
-README documents updates, drift and Renovate.
+docs/updating.md documents updates, drift and Renovate.
 """
 
 from __future__ import annotations
@@ -124,9 +124,9 @@ def test_renovate_skips_the_images_the_project_builds(example):
     assert set(rule["matchDepNames"]) == own
 
 
-def test_readme_documents_updates_drift_and_renovate(example):
-    readme = (example / "README.md").read_text()
-    section = readme.split("## Keeping up to date", 1)[1]
+def test_the_docs_document_updates_drift_and_renovate(example):
+    updating = (example / "docs/updating.md").read_text()
+    section = updating.split("## Keeping up to date", 1)[1]
     for needed in ("make template-update", "make template-drift", UPDATE_WORKFLOW, RENOVATE,
                    "template-update/<version>", "Allow GitHub Actions to create"):
         assert needed in section, needed

@@ -1,5 +1,8 @@
-"""Debian's Chromium driven by Playwright (never a downloaded browser), and the
-steps every browser test takes: sign up, log in, open a mailed link (and confirm it)."""
+"""Debian's Chromium driven by Playwright (never a downloaded browser), the
+steps every browser test takes (sign up, log in, open a mailed link and
+confirm it), and what a page is held to while it runs (`Watched`: the
+security headers on every answer of the frontend, no CSP violation, no
+console error). conftest's `browser` and `page` fixtures are built on these."""
 
 from __future__ import annotations
 
@@ -18,6 +21,43 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # closed network refuses every attempt.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# Where a failing step leaves its screenshot.
+ARTIFACTS = Path(os.environ.get("E2E_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "strict-origin-when-cross-origin",
+                    "x-frame-options": "DENY"}
+# Reported by the page itself: Chromium's console message names the directive,
+# the event says what was blocked.
+REPORT_CSP_VIOLATIONS = """document.addEventListener('securitypolicyviolation', (e) =>
+    console.error(`CSP violation: ${e.effectiveDirective} blocked ${e.blockedURI || 'inline'}`));"""
+
+
+class Watched:
+    """What the browser saw of the frontend: answers without the security
+    headers, CSP violations and other console errors, requests by type."""
+
+    def __init__(self, page: Page):
+        self.problems: list[str] = []
+        self.requests: list[tuple[str, str, str]] = []
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("request", lambda r: self.requests.append((r.method, r.resource_type, r.url)))
+        page.on("response", self.check_headers)
+
+    def check_headers(self, response):
+        # Documents, page data and form actions: what SvelteKit renders. The
+        # hashed files under /_app/immutable are served as files by adapter-node.
+        if response.request.resource_type not in ("document", "fetch"):
+            return
+        headers = response.headers
+        missing = {k: headers.get(k) for k, v in SECURITY_HEADERS.items() if headers.get(k) != v}
+        # Every HTML page has the policy (a redirect has no body to protect).
+        if headers.get("content-type", "").startswith("text/html") and "frame-ancestors 'none'" not in \
+                headers.get("content-security-policy", ""):
+            missing["content-security-policy"] = headers.get("content-security-policy")
+        if missing:
+            self.problems.append(f"{response.request.method} {response.url} ({response.status}): {missing}")
 
 
 @contextlib.contextmanager

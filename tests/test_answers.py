@@ -1,7 +1,8 @@
 """Answers are data, never code: any free text either reaches every file
 verbatim and leaves it valid in its own language, or is refused with a
-message before anything is written. Names the tools reserve are refused
-for the tools' own reasons, and the env files can be made owner-only."""
+message before anything is written (the answer sets and the rule:
+harness.random_answers). Names the tools reserve are refused for the tools'
+own reasons, and the env files can be made owner-only."""
 
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import compose
-from harness.answers import POSTGRES_VERSIONS, as_typed, choices
+from harness.answers import as_typed
+from harness.random_answers import LANGUAGES, answer_sets, expected_refusal
 from harness.render import REPO, copy_in_process, project_files, template_copy, validator
 
-FREE_TEXT = ("project_name", "db_password", "db_admin_password", "db_monitor_password", "django_secret_key",
-             "admin_email")
 SECRETS = ("db_password", "db_admin_password", "db_monitor_password", "django_secret_key")
 # Where compose hands each free-text answer to a container (secrets by
 # env_file, the others by the compose file's `environment:`).
@@ -38,81 +38,6 @@ CONTAINER_VARIABLES = {
     "frontend": {"PUBLIC_PROJECT_NAME": "project_name"},
 }
 ENV_FILES = ("db/.env", "back/.env", "front/.env")
-QUESTION_ORDER = list(yaml.safe_load((REPO / "copier.yml").read_text()))
-
-# ---------------------------------------------------------------------------
-# The rule for free text, written independently of includes/validators.jinja:
-# one line of Unicode, nothing any file language breaks a line on, no lone
-# surrogate.
-# ---------------------------------------------------------------------------
-NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-
-
-def expected_refusal(answers: dict) -> str | None:
-    """The first question (in copier.yml's order) whose answer must be refused."""
-    def refused(question: str, value: str) -> bool:
-        if NOT_TEXT.search(value):
-            return True
-        if question == "project_name":
-            return not value.strip() or len(value) > 60
-        if question == "admin_email":
-            return not EMAIL.fullmatch(value) or len(value) > 254
-        return not 1 <= len(value) <= 512 or (question == "django_secret_key" and len(value) < 50)
-    return next((q for q in QUESTION_ORDER if q in FREE_TEXT and refused(q, answers[q])), None)
-
-
-# ---------------------------------------------------------------------------
-# Strategies: random text for the free-text answers, random valid values for
-# the others (given as strings, as --data does, or as YAML numbers, as a
-# --data-file does).
-# ---------------------------------------------------------------------------
-PRINTABLE = st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp"))
-# What breaks files: quotes, escapes, $ and # (env, shell), Jinja and YAML
-# markers, blanks, bidi and zero-width characters, astral emoji.
-AWKWARD = st.sampled_from(list("\"'\\$#{}%:@ /`;!&|<>=*?[]~-") + ["{{", "{%", "${X}", "$$", "\\n", "\u00a0",
-                                                                  "\u200d", "\ufeff", "\u202e", "🚀", "👩‍💻", "ñ", "中"])
-NOT_TEXT_CHARS = st.sampled_from(list("\x00\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x7f\x85\x9f\u2028\u2029") + ["\ud83d", "\udc80"])
-ZONES = (REPO / "includes/timezones.txt").read_text().split()
-LANGUAGES = (REPO / "includes/django_languages.txt").read_text().split()
-
-
-@st.composite
-def free_text(draw, min_size=1, max_size=40):
-    """Mostly printable text; one answer in ten may hold what must be refused."""
-    chars = st.one_of(PRINTABLE, AWKWARD)
-    if draw(st.integers(0, 9)) == 0:
-        chars = st.one_of(chars, NOT_TEXT_CHARS)
-    return "".join(draw(st.lists(chars, min_size=min_size, max_size=max_size)))
-
-
-def number(value: int):
-    return st.sampled_from([value, str(value)])
-
-
-@st.composite
-def answer_sets(draw) -> dict:
-    backend, frontend, host, mail = draw(st.lists(st.integers(1024, 65535), min_size=4, max_size=4, unique=True))
-    return {
-        "project_name": draw(free_text(max_size=60)),
-        # x...: never one of the names the backend imports, nor a reserved word.
-        "project_slug": draw(st.from_regex(r"x[a-z0-9_]{0,29}", fullmatch=True)),
-        "db_password": draw(free_text()),
-        "db_admin_password": draw(free_text()),
-        "db_monitor_password": draw(free_text()),
-        "django_secret_key": draw(free_text(min_size=48, max_size=80)),
-        "db_port": draw(number(draw(st.integers(1024, 65535)))),
-        "db_host_port": draw(number(draw(st.sampled_from([0, host])))),
-        "backend_port": draw(number(backend)),
-        "frontend_port": draw(number(frontend)),
-        "postgres_version": draw(number(draw(st.sampled_from(POSTGRES_VERSIONS)))),
-        "db_memory_mb": draw(number(draw(st.integers(256, 65536)))),
-        "timezone": draw(st.sampled_from(ZONES)),
-        "language_code": draw(st.sampled_from(LANGUAGES + ["en-us", "es-zz", "zh", "pt"])),
-        "admin_email": draw(free_text(max_size=20)) + "@" + draw(st.sampled_from(["example.com", "xn--bcher-kva.example", "büch.er"])),
-        "email_verification": draw(st.sampled_from(choices("email_verification"))),
-        "mail_ui_port": draw(number(mail)),
-    }
 
 
 # ---------------------------------------------------------------------------

@@ -140,8 +140,7 @@ def test_fuzzing_finds_no_server_error_and_nothing_the_schema_does_not_say(migra
 @pytest.mark.full
 def test_swagger_ui_and_the_admin_render_under_the_backends_csp(migrated):
     from playwright.sync_api import sync_playwright
-    from harness.browser import CHROMIUM, CHROMIUM_ARGS
-    from test_e2e import REPORT_CSP_VIOLATIONS
+    from harness.browser import CHROMIUM, CHROMIUM_ARGS, REPORT_CSP_VIOLATIONS
 
     # The development server (DEBUG: docs for anyone, static files served).
     backend = Backend(migrated.project, migrated.db, migrated.venv, target="dev")

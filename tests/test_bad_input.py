@@ -60,6 +60,10 @@ BAD_ANSWERS = [
     ({"network_name": "bad network"}, "network_name", "Docker network name"),
     ({"language_code": "English"}, "language_code", "language tag"),
     ({"admin_email": "nobody"}, "admin_email", "e-mail address"),
+    # addresses Django's mail cannot send from: refused here, not by the first mail
+    ({"admin_email": "ü@example.com"}, "admin_email", "that mail can be sent from"),
+    ({"admin_email": "a]b@example.com"}, "admin_email", "that mail can be sent from"),
+    ({"admin_email": '"a b"@example.com'}, "admin_email", "that mail can be sent from"),
     ({"email_verification": "sometimes"}, "email_verification", f"is not in {choices('email_verification')}"),
     ({"mail_ui_port": 80}, "mail_ui_port", "between 1024 and 65535"),
     ({"mail_ui_port": 5173}, "mail_ui_port", "frontend_port (5173)"),
@@ -272,7 +276,7 @@ def test_awkward_text_is_one_line_of_utf8_everywhere(awkward_text_project):
 def test_text_yaml_cannot_hold_raw_arrives_verbatim_in_the_containers_environment(tmp_path, jinja_template, text):
     """YAML refuses U+FFFE and U+FFFF written as they are: the compose files
     escape them, and everything else compose or YAML would read as syntax."""
-    answers = {"project_name": f"Giga {text}", "admin_email": f"{text.split()[0]}@example.org"}
+    answers = {"project_name": f"Giga {text}", "admin_email": "o'hara+{x}$$@example.org"}
     # the compose files and the env files they read are all rendered from *.jinja (or kept: front/.env)
     assert copy_in_process(jinja_template, answers, tmp_path / "project") is None
     environments = compose.environments(tmp_path / "project")

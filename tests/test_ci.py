@@ -26,10 +26,9 @@ from harness.answers import recorded as answers, secrets as secrets_of
 from harness.dockerfile import base_images
 from harness.render import EXAMPLES, REPO, project_files
 from harness.smoke import hook_args, main as smoke, shell_scripts
-from harness.workflows import RunStep, actionlint, run_step, run_steps, zizmor
+from harness.workflows import PINNED_ACTION, RunStep, actionlint, run_step, run_steps, zizmor
 
 WORKFLOW = ".github/workflows/ci.yml"
-PINNED_ACTION = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
 def workflow(project: Path) -> dict:

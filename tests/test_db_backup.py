@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import time
@@ -25,6 +24,7 @@ from harness import compose, dotenv
 from harness.answers import POSTGRES_VERSIONS, recorded
 from harness.pg_clients import APP_DATA, app_query, app_state, db_script, resolved_environment
 from harness.postgres import PostgresServer, start_project_db
+from harness.processes import stop_promptly
 
 
 # ===========================================================================
@@ -297,17 +297,6 @@ def wait_for(condition, timeout: float, what: str):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
     return result
-
-
-def stop_promptly(process: subprocess.Popen) -> float:
-    """SIGTERM, as `docker stop` sends it; returns how long the loop took to exit."""
-    started = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    try:
-        assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-    return time.monotonic() - started
 
 
 @pytest.mark.full

@@ -4,7 +4,7 @@ Quick tier: the script is in the image, the schedule runs it after each
 backup, `make db-drill` runs one, production's healthcheck asks for it.
 
 Full tier (`full`): the real pgbackrest and real PostgreSQL servers of the
-rendered db/, as tests/test_db_pitr.py starts them (its Archived helper): the
+rendered db/, as tests/test_db_pitr.py starts them (harness.pitr's Archived): the
 drill restores the newest backup into a scratch server beside the live one,
 compares the row counts, deletes the copy and records the result.
 """
@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_db_pitr import Archived, _corrupt_backup, pitr_project, rows, write_rows  # noqa: F401 (a fixture)
 
 from harness import compose, make
 from harness.answers import recorded
+from harness.pitr import Archived, corrupt_backup, rows, write_rows
 
 
 # ===========================================================================
@@ -57,10 +57,10 @@ def test_the_check_refuses_without_a_drill_and_bad_arguments(default_project, tm
 
 
 # ===========================================================================
-# Full tier
+# Full tier (pitr_project: conftest's)
 # ===========================================================================
 @pytest.fixture
-def drilled(pitr_project):  # noqa: F811 (the fixture imported above)
+def drilled(pitr_project):
     db = Archived(pitr_project)
     yield db
     db.destroy()
@@ -154,7 +154,7 @@ def test_a_drill_under_writes_passes_records_ok_and_leaves_the_live_database_and
 
 FAILED_DRILLS = {
     # (what to break, the message expected)
-    "corrupt backup": (_corrupt_backup, "the restore failed"),
+    "corrupt backup": (corrupt_backup, "the restore failed"),
     "wrong passphrase": (lambda db: {"PGBACKREST_REPO1_CIPHER_PASS": "not-the-passphrase"},
                          "the repository cannot be used (pgbackrest check)"),
 }

@@ -2,7 +2,7 @@
 
 The rendered files are checked statically in test_db_pitr_files.py. Here
 (full tier) the real pgbackrest and a real PostgreSQL server started
-from the rendered db/ (harness.postgres), its postgresql.conf with the
+from the rendered db/ (harness.postgres, harness.pitr), its postgresql.conf with the
 rendered archive_command, and the rendered pgbackrest.conf with its
 retention and encryption. Only the paths differ from the container's: the
 harness points pgBackRest at a temporary repository, the test server's data
@@ -12,8 +12,6 @@ reads like the options of its file. The scripts run are db/bin/'s.
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import os
 import pty
 import re
@@ -26,90 +24,20 @@ from pathlib import Path
 import pytest
 
 from harness import compose
-from harness.answers import POSTGRES_VERSIONS
-from harness.postgres import RUN_AS, PostgresServer
+from harness.pitr import (Archived, corrupt_backup, rows, server_now, wait_until_promoted, write_rows,
+                          writes_around_a_noted_time)
+from harness.postgres import RUN_AS
+from harness.processes import descendants, stop_promptly
+
 
 # ===========================================================================
-# Full tier: the real pgbackrest and a real server
+# Full tier: the real pgbackrest and a real server (pitr_project: conftest's)
 # ===========================================================================
-def waldump_major() -> int:
-    """The major of the pg_waldump on this machine (Debian's server package),
-    which pitr reads the archive with; pgBackRest must support it too."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_waldump"))
-    assert found, "pg_waldump not found: scripts/bootstrap installs Debian's postgresql"
-    return int(Path(found[-1]).parts[-3])
-
-
-class Archived:
-    """A server of the rendered db/, archiving through the rendered
-    pgbackrest.conf into a repository of its own."""
-
-    def __init__(self, project: Path, trace: bool = False):
-        self.server = server = PostgresServer(project / "db")
-        if trace:
-            server.trace_exec()
-        self.repo = server.repo
-        # the image's /usr/local/bin: the postgres user cannot read the rendered project
-        self.bin = server.root / "bin"
-        shutil.copytree(project / "db/bin", self.bin)
-        if os.geteuid() == 0:
-            subprocess.run(["chown", "-R", f"{RUN_AS}:{RUN_AS}", str(self.bin)], check=True)
-        server.initialize()
-        server.start()
-
-    def script(self, name: str, *args: str, stdin=subprocess.DEVNULL, traced: bool = False,
-               **env: str) -> subprocess.CompletedProcess:
-        """db/bin/<name> as `docker exec -u postgres <db> name ...` runs it."""
-        server = self.server
-        path = f"{Path(glob.glob('/usr/lib/postgresql/*/bin/pg_waldump')[-1]).parent}:{os.environ['PATH']}"
-        return server._run([str(self.bin / name), *args], check=False, stdin=stdin, timeout=300, errors="replace",
-                           traced=traced,
-                           env={**server.env, "PGHOST": str(server.sockets), "PGPORT": str(server.port),
-                                "PATH": path, **env})
-
-    def pgbackrest(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return self.server._run(["pgbackrest", *args], check=False, errors="replace", env={**self.server.env, **env})
-
-    def sql(self, statement: str, params=None) -> list[tuple]:
-        return self.server.query(statement, params=params, **self.server.app)
-
-    def data_snapshot(self) -> dict[str, tuple[int, str]]:
-        """Every file of the data directory: size and content hash."""
-        snapshot = {}
-        for path in sorted(self.server.data.rglob("*")):
-            if path.is_file():
-                snapshot[path.relative_to(self.server.data).as_posix()] = (
-                    path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
-        return snapshot
-
-    def destroy(self) -> None:
-        self.server.destroy()
-
-
-@pytest.fixture(scope="module")
-def pitr_project(render) -> Path:
-    major = waldump_major()
-    assert major in POSTGRES_VERSIONS, f"pg_waldump {major} matches no offered postgres_version"
-    return render({"postgres_version": major})
-
-
 @pytest.fixture
 def archived(pitr_project):
     db = Archived(pitr_project)
     yield db
     db.destroy()
-
-
-def server_now(db: Archived) -> str:
-    return db.sql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")[0][0]
-
-
-def rows(db: Archived, table: str = "orders") -> list[int]:
-    return [row[0] for row in db.sql(f"SELECT id FROM {table} ORDER BY id")]
-
-
-def write_rows(db: Archived, first: int, last: int) -> None:
-    db.sql("INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(%s::int, %s::int) g", (first, last))
 
 
 def restore_and_start(db: Archived, target: str) -> subprocess.CompletedProcess:
@@ -124,26 +52,13 @@ def restore_and_start(db: Archived, target: str) -> subprocess.CompletedProcess:
     return restored
 
 
-def wait_until_promoted(db: Archived) -> None:
-    """The server answers reads while it replays the WAL; done once it takes writes."""
-    deadline = time.monotonic() + 120
-    while db.server.query("SELECT pg_is_in_recovery()", host=str(db.server.sockets), **db.server.admin)[0][0]:
-        assert time.monotonic() < deadline, "the server never finished recovery:\n" + db.server.server_log()[-3000:]
-        time.sleep(0.2)
-
-
 @pytest.mark.full
 def test_pitr_brings_back_exactly_the_rows_of_the_noted_time(archived):
     db = archived
     db.sql("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     backup = db.script("backup-physical", "full")
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    time.sleep(1.1)  # backups end on a whole second; recovery can stop only after
-    write_rows(db, 1, 100)
-    noted = server_now(db)
-    time.sleep(0.2)
-    write_rows(db, 101, 150)
-    db.sql("DROP TABLE orders")
+    noted = writes_around_a_noted_time(db)
     listed = db.script("list-backups-physical")
     assert listed.returncode == 0 and "full backup:" in listed.stdout, listed.stdout + listed.stderr
     assert "recoverable with pitr: from " in listed.stdout
@@ -166,11 +81,7 @@ def test_pitr_restores_onto_a_lost_data_directory_that_a_new_cluster_replaced(ar
     db.sql("CREATE TABLE orders (id int PRIMARY KEY, note text)")
     backup = db.script("backup-physical", "full")
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    time.sleep(1.1)
-    write_rows(db, 1, 100)
-    noted = server_now(db)
-    time.sleep(0.2)
-    write_rows(db, 101, 150)
+    noted = writes_around_a_noted_time(db, drop=False)
     checked = db.script("pitr", "--check", noted)  # the newest WAL archived, as db-pitr does first
     assert checked.returncode == 0, checked.stdout + checked.stderr
     db.server.stop()
@@ -204,7 +115,7 @@ def test_archiving_survives_a_killed_server_without_losing_a_segment(archived):
     # As when the container is killed: the postmaster and every process under
     # it (backends, the archiver, the archive-push it runs) at once.
     postmaster = int((db.server.data / "postmaster.pid").read_text().split()[0])
-    tree = _descendants(postmaster) + [postmaster]
+    tree = descendants(postmaster) + [postmaster]
     for pid in tree:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -229,23 +140,6 @@ def test_archiving_survives_a_killed_server_without_losing_a_segment(archived):
     assert db.sql("SELECT count(*), max(id) FROM orders")[0] == (21_000, 29_999)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 @pytest.fixture
 def backed_up(archived):
     """A server with a backup and archived writes after it, stopped: the state a
@@ -262,24 +156,13 @@ def backed_up(archived):
     return db, target, db.data_snapshot()
 
 
-def _corrupt_backup(db: Archived) -> dict[str, str]:
-    """Flips bytes in the middle of the largest file of the backup set."""
-    files = sorted((p for p in db.repo.glob("backup/*/*/pg_data/**/*") if p.is_file()), key=lambda p: p.stat().st_size)
-    victim = files[-1]
-    data = bytearray(victim.read_bytes())
-    middle = len(data) // 2
-    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
-    victim.write_bytes(bytes(data))
-    return {}
-
-
 BAD_PITRS = {
     # (what to break, the target, the message expected)
     "wrong passphrase": (lambda db: {"PGBACKREST_REPO1_CIPHER_PASS": "not-the-passphrase"}, None,
                          "cannot be decrypted; is PGBACKREST_REPO1_CIPHER_PASS (db/.env) the passphrase"),
     "missing repository": (lambda db: {"PGBACKREST_REPO1_PATH": str(db.repo.with_name("gone"))}, None,
                            "cannot be used (status: error (missing stanza path))"),
-    "corrupt backup": (_corrupt_backup, None, "failed verification"),
+    "corrupt backup": (corrupt_backup, None, "failed verification"),
     "before the oldest backup": (lambda db: {}, "2020-01-01 00:00:00", "is before the end of the oldest backup"),
     "after the archive": (lambda db: {}, "2099-01-01 00:00:00+00", "is not before the last transaction"),
 }
@@ -354,13 +237,8 @@ def test_the_schedule_takes_a_full_then_incrementals_and_stops_on_sigterm(archiv
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
     finally:
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            process.kill()
-    assert time.monotonic() - started < 10
+        elapsed = stop_promptly(process, timeout=30)
+    assert elapsed < 10, f"SIGTERM took {elapsed:.1f}s"
     text = log.read_text()
     assert "backup-physical-every: stopping" in text
     assert "restore-drill: passed" in text, text

@@ -2,10 +2,10 @@
 
 Full tier (`full`): moto's standalone S3 server (with IAM authentication on,
 so a wrong key is refused) over TLS, with a CA and a certificate made here;
-the real pgbackrest and a real server of the rendered db/ (test_db_pitr's
-Archived). Repository 2 is configured by uncommenting db/.env.example's
-PGBACKREST_REPO2_* lines into db/.env, with this store's values: what its
-comments tell a team to do.
+the real pgbackrest and a real server of the rendered db/ (harness.pitr's
+Archived, on conftest's pitr_project). Repository 2 is configured by
+uncommenting db/.env.example's PGBACKREST_REPO2_* lines into db/.env, with
+this store's values: what its comments tell a team to do.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_db_pitr import Archived, pitr_project, rows, server_now, wait_until_promoted, write_rows  # noqa: F401
 
 from harness import dotenv
 from harness.net import free_port
+from harness.pitr import Archived, rows, wait_until_promoted, writes_around_a_noted_time
 
 pytestmark = pytest.mark.full
 
@@ -206,12 +206,7 @@ def test_archive_and_backups_reach_both_repositories_and_repository_2_alone_rest
     some = next(key for key in stored if key.endswith(".zst") and "/archive/" in f"/{key}")
     assert not store.client.get_object(Bucket=store.bucket, Key=some)["Body"].read().startswith(b"\x28\xb5\x2f\xfd")
 
-    time.sleep(1.1)
-    write_rows(db, 1, 100)
-    noted = server_now(db)
-    time.sleep(0.2)
-    write_rows(db, 101, 150)
-    db.sql("DROP TABLE orders")
+    noted = writes_around_a_noted_time(db)
     # Everything written is archived, then the host is lost, repository 1 with it.
     check = db.pgbackrest("check")
     assert check.returncode == 0, check.stdout + check.stderr

@@ -11,9 +11,9 @@ import pytest
 
 from harness import engine
 from harness.browser import CHROMIUM
+from harness.docker_stack import Names, teardown
 from harness.render import render_example
 from harness.workflows import run_step, run_steps
-from test_docker_dev import Names, teardown
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 

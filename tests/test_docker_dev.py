@@ -17,49 +17,15 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from harness import browser, engine, make, traffic
-from harness.answers import recorded
+from harness import browser, engine, traffic
+from harness.docker_stack import DATA, STATE, Names, newest_dump, own_names, run_make, status, teardown
 from harness.render import EXAMPLES, render_example
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
-
-
-def run_make(project: Path, *args: str, ok: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-    result = make.make(project, *args, timeout=timeout)
-    if ok:
-        assert result.returncode == 0, f"make {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-class Names:
-    """The rendered project's names for the containers and networks."""
-
-    def __init__(self, project: Path):
-        self.answers = a = recorded(project)
-        slug = a["project_slug"]
-        self.db, self.backend = f"{slug}_db_dev", f"{slug}_backend_dev"
-        self.frontend, self.mailpit = f"{slug}_frontend_dev", f"{slug}_mailpit_dev"
-        self.worker = f"{slug}_worker_dev"
-        self.db_network, self.app_network = a["network_name"], f"{slug}_app_network"
-        self.db_default = f"{slug}_db_default"
-        self.front_url = f"http://localhost:{a['frontend_port']}"
-        self.api_url = f"http://127.0.0.1:{a['backend_port']}"
-
-    def psql(self, sql: str) -> str:
-        """psql in the database container, as the app role, over its Unix socket."""
-        a = self.answers
-        return engine.docker("exec", self.db, "psql", "-U", a["db_user"], "-d", a["db_name"], "--no-psqlrc",
-                             "-v", "ON_ERROR_STOP=1", "-At", "-c", sql).stdout.strip()
-
-
-def teardown(project: Path) -> None:
-    engine.compose_down(project, "docker-compose.dev.yml")
-    engine.compose_down(project / "db")
 
 
 @pytest.fixture(scope="module", params=[p.stem for p in EXAMPLES])
@@ -73,18 +39,6 @@ def project(request, docker_engine, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def names(project) -> Names:
     return Names(project)
-
-
-def status(url: str, timeout: float = 10, context=None) -> int | str:
-    """The HTTP status of a GET (`context`: an ssl.SSLContext for https), or
-    the name of the error when none came."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError as error:
-        return type(error).__name__
 
 
 # ---------------------------------------------------------------------------
@@ -231,20 +185,6 @@ def test_chromium_signs_up_logs_in_and_sees_me_through_the_published_ports(names
 # ---------------------------------------------------------------------------
 # Backups, through make
 # ---------------------------------------------------------------------------
-DATA = """CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text NOT NULL);
-INSERT INTO notes (body) SELECT md5(g::text) || E'\\t''"ü' FROM generate_series(1, 3000) g;"""
-STATE = ("SELECT (SELECT count(*) || ':' || md5(string_agg(t::text, '|' ORDER BY id)) FROM notes t) || ' ' || "
-         "(SELECT count(*) || ':' || md5(string_agg(u.username || u.email || u.password, '|' ORDER BY u.id)) "
-         "FROM personas_usuario u)")
-
-
-def newest_dump(project: Path) -> str:
-    """The first dump `make backups` lists (newest first)."""
-    listed = re.findall(r"^\S+\.dump\b", run_make(project, "-s", "backups").stdout, re.M)
-    assert listed, "make backups lists no dump"
-    return listed[0]
-
-
 def test_backup_damage_and_restore_bring_back_every_row(project, names):
     names.psql(DATA)
     before = names.psql(STATE)
@@ -321,14 +261,6 @@ def test_the_dev_frontend_serves_whoever_owns_the_code(project, names, uid):
 # ---------------------------------------------------------------------------
 # Bad order and bad state: a message naming the fix, never a stack trace
 # ---------------------------------------------------------------------------
-def own_names(slug: str, offset: int, **answers) -> dict:
-    """Answers that share no name or port with the examples' stacks, nor
-    with another `offset`'s."""
-    return {"project_slug": slug, "db_service": f"{slug}-db", "db_name": slug, "db_user": f"{slug}_user",
-            "network_name": f"{slug}_dev_network", "db_host_port": 0, "backend_port": 18000 + offset,
-            "frontend_port": 15173 + offset, "mail_ui_port": 18025 + offset, **answers}
-
-
 @pytest.fixture
 def fresh(docker_engine, tmp_path) -> Path:
     path = render_example("giga", tmp_path / "giga", extra=own_names("order", 10))

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness import engine
+from harness.docker_stack import Names, run_make
 from harness.render import render_example
-from test_docker_dev import Names, run_make
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 

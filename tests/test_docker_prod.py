@@ -13,8 +13,8 @@ import pytest
 
 from harness import browser, engine
 from harness.answers import recorded
+from harness.docker_stack import newest_dump, run_make, status
 from harness.render import render_example
-from test_docker_dev import newest_dump, run_make, status
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness import engine
-from test_docker_dev import DATA, STATE, Names, run_make, status, teardown
-from test_update import clone_template, commit_all, generate, git, update
+from harness.docker_stack import DATA, STATE, Names, run_make, status, teardown
+from harness.template_git import clone_template, commit_all, generate, git, update
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 

@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from harness import engine
+from harness.docker_stack import Names, own_names, run_make, status, teardown
 from harness.render import render_example
-from test_docker_dev import Names, own_names, run_make, status, teardown
 
 pytestmark = [pytest.mark.full, pytest.mark.docker]
 

@@ -34,7 +34,6 @@ from harness.dockerfile import dockerfile_stages
 from harness.postgres import start_project_db
 from harness.python import venv_for
 from harness.render import validator
-from test_e2e import browser, page  # noqa: F401  the e2e module's Chromium, and its checked pages
 
 PROD = "docker-compose.prod.yml"
 DB_OVERRIDE = "db/docker-compose.prod.yml"

@@ -34,9 +34,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from harness import compose
 from harness.answers import choices, recorded as answers
 from harness.python import venv_for
+from harness.random_answers import answer_sets, expected_refusal
 from harness.render import copy_in_process, template_copy
 from harness.workflows import run_step, run_steps
-from test_answers import answer_sets, expected_refusal
 
 WORKFLOW = ".github/workflows/ci.yml"
 # What issue 22 asks of ruff at least: pyflakes, pycodestyle, isort, bugbear,
@@ -306,7 +306,7 @@ def whole_template(tmp_path_factory) -> Path:
 @given(answers=answer_sets())
 def test_mypy_and_ruff_pass_on_random_answer_renders(answers, email_verification, whole_template, tmp_path_factory,
                                                       mypy_cache):
-    """A random answer set (test_answers' strategy; one it must refuse is
+    """A random answer set (harness.random_answers; one it must refuse is
     left out) with each email_verification choice: the backend's code
     depends on the project's package name and on that choice."""
     answers = {**answers, "email_verification": email_verification}

@@ -2,10 +2,10 @@
 releases, and scripts/release tags each one (annotated, PEP 440) on the commit
 that dated its heading, so that any clone of main can name them.
 
-The real history runs on a fresh clone of this repository (test_update's
-clone_template: the working tree committed on top) with its tags deleted;
-the rule's corners and the refusals on scratch repositories with a synthetic
-CHANGELOG.md. The release workflow is held to the generated CI's checks
+The real history runs on a fresh clone of this repository
+(harness.template_git's clone_template: the working tree committed on top)
+with its tags deleted; the rule's corners and the refusals on scratch
+repositories with a synthetic CHANGELOG.md. The release workflow is held to the generated CI's checks
 (test_ci.py) and its steps are run as the runner would, against a bare origin.
 """
 
@@ -25,9 +25,8 @@ import yaml
 
 from harness.answers import recorded
 from harness.render import REPO
-from harness.workflows import actionlint, run_step, run_steps, zizmor
-from test_ci import PINNED_ACTION
-from test_update import check_update, clone_template, commit_all, conflicted, contents, generate, git, update
+from harness.template_git import check_update, clone_template, commit_all, conflicted, contents, generate, git, update
+from harness.workflows import PINNED_ACTION, actionlint, run_step, run_steps, zizmor
 
 WORKFLOW = REPO / ".github/workflows/release.yml"
 # The releases before the rule was written down, found by hand: 0.1.0's heading

@@ -1,9 +1,11 @@
 """The repository's own shape, held by budgets: the harness is imported
 through the path pytest.ini (and the scripts' PYTHONPATH) gives it, never by
-editing sys.path, and no module grows past its budget unnoticed."""
+editing sys.path, no test module imports another, and no module grows past
+its budget unnoticed."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -31,6 +33,49 @@ def test_nothing_edits_sys_path():
     offenders = [path.relative_to(REPO).as_posix() for path in sources
                  if SYS_PATH_EDIT.search(path.read_text(errors="replace"))]
     assert offenders == [], "import through PYTHONPATH=. (the root) (as pytest.ini and the scripts do): " + ", ".join(offenders)
+
+
+# A test module holds its promise's tests, and nothing another module needs:
+# no test module (tests/test_*.py) is imported by a test, conftest, benchmark,
+# harness module or script, at the top or inside a function. What two modules
+# share is a harness module (helpers) or a conftest.py fixture, so that a
+# module runs, moves or splits without dragging another's tests along.
+TEST_MODULES = {path.stem for path in (REPO / "tests").glob("test_*.py")}
+
+
+def imported_test_modules(source: str, test_modules: set[str] = TEST_MODULES) -> set[str]:
+    """The test modules `source` imports, however it names them (`test_x`,
+    `tests.test_x`, `from tests import test_x`, `from . import test_x`)."""
+    if not any(name in source for name in test_modules):
+        return set()  # naming none, it imports none: only the others are parsed
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or "", *(f"{node.module or ''}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found |= {part for name in names for part in name.split(".") if part in test_modules}
+    return found
+
+
+def test_no_test_module_imports_another():
+    # The check catches what the suite once did: a helper and a fixture taken
+    # from another test module, a constant imported inside a test, a dotted name.
+    old = ("import pytest\n"
+           "from test_db_pitr import Archived, pitr_project  # noqa: F401 (a fixture)\n\n\n"
+           "def test_csp():\n    from test_e2e import REPORT_CSP_VIOLATIONS\n\n\n"
+           "import tests.test_update\nfrom tests import test_ci\nfrom harness import pitr\n")
+    assert imported_test_modules(old) == {"test_db_pitr", "test_e2e", "test_update", "test_ci"}
+    assert imported_test_modules("from harness.pitr import Archived\nimport pytest\n") == set()
+    sources = [path for path in python_sources()
+               if path.suffix == ".py" or path.read_text(errors="replace").startswith("#!/usr/bin/env python")]
+    assert REPO / "tests/conftest.py" in sources and REPO / "scripts/release" in sources
+    offenders = [f"{path.relative_to(REPO).as_posix()}: {', '.join(sorted(names))}" for path in sources
+                 if (names := imported_test_modules(path.read_text()))]
+    assert offenders == [], "move what is shared to harness/ (helpers) or tests/conftest.py (fixtures): " + \
+        "; ".join(offenders)
 
 
 def test_modules_stay_within_their_budgets():

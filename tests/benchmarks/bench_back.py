@@ -47,12 +47,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..harness.backend import Backend, http
-from ..harness.load import require_wrk, wrk
-from ..harness.net import free_port
-from ..harness.postgres import start_project_db
-from ..harness.python import venv_for
-from ..harness.render import render_example
+from harness.backend import Backend, http
+from harness.load import require_wrk, wrk
+from harness.net import free_port
+from harness.postgres import start_project_db
+from harness.python import venv_for
+from harness.render import render_example
 
 CONFIGS = {
     "defaults": {"server": "image", "env": {"DB_CONN_MAX_AGE": "0"}},

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..harness.render import REPO
+from harness.render import REPO
 
 COPIER = [sys.executable, "-m", "copier"]
 

@@ -23,8 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..harness import engine, traffic
-from ..harness.render import render_example
+from harness import engine, traffic
+from harness.render import render_example
 
 STEPS = ("db-up", "up", "migrate")
 

@@ -20,10 +20,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from ..harness import node
-from ..harness.load import CONNECTIONS, require_wrk, wrk
-from ..harness.render import render_example
-from ..harness.stack import running
+from harness import node
+from harness.load import CONNECTIONS, require_wrk, wrk
+from harness.render import render_example
+from harness.stack import running
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ..harness.net import answering, free_port, serving
-from ..harness.render import render_example
+from harness.net import answering, free_port, serving
+from harness.render import render_example
 
 
 # `npx sv@0.17.1 create --template minimal --types ts`: the files of src/ that

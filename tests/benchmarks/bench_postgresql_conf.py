@@ -52,8 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..harness.postgres import PostgresServer, client_bindir
-from ..harness.render import copier_cli, data_args, example_answers
+from harness.postgres import PostgresServer, client_bindir
+from harness.render import copier_cli, data_args, example_answers
 
 DURABILITY = ("fsync", "full_page_writes", "synchronous_commit", "data_checksums")
 SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_buffers", "wal_compression")

@@ -106,10 +106,11 @@ class Backend:
 
     @contextlib.contextmanager
     def serve(self, port: int | None = None, env: dict[str, str] | None = None, ready_timeout: float = 60,
-              host: str = "127.0.0.1"):
+              host: str = "127.0.0.1", log: Path | None = None):
         """The container's main process: ENTRYPOINT + CMD of the stage, on
         PORT; yields (base URL, Popen) once it listens on `host` (the
-        process's own address, if `env` gives it one: GRANIAN_HOST...)."""
+        process's own address, if `env` gives it one: GRANIAN_HOST...); its
+        output goes to `log`, if given."""
         port = port or free_port()
         # The published port, wherever the command names it (runserver 0.0.0.0:<port>).
         published = self.stage.env.get("PORT")
@@ -117,7 +118,7 @@ class Backend:
                    for arg in [*self.stage.entrypoint, *self.stage.cmd]]
         with serving([*self.prefix(), *command], cwd=self.dir,
                      env=self.environment(**{**self.port_env(port), **(env or {})}),
-                     ready=listening(port, host), timeout=ready_timeout, name="backend") as process:
+                     ready=listening(port, host), timeout=ready_timeout, name="backend", log=log) as process:
             yield f"http://{host}:{port}", process
 
 

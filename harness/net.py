@@ -72,10 +72,11 @@ def answering(url: str, headers: dict[str, str] | None = None) -> Callable[[], b
 
 @contextlib.contextmanager
 def serving(command: list[str], *, cwd: Path, env: dict[str, str], ready: Callable[[], bool],
-            timeout: float, name: str):
+            timeout: float, name: str, log: Path | None = None):
     """`command` running in a session of its own (so its children stop with
-    it), output in `process.log_path`; yields the Popen once `ready()`."""
-    log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+    it), output in `process.log_path` (`log`, or a new file); yields the
+    Popen once `ready()`."""
+    log = log or Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)

@@ -21,16 +21,25 @@ from harness.answers import POSTGRES_VERSIONS
 from harness.render import EXAMPLES, REPO, copier_cli, copy_in_process, example_answers, template_copy
 
 # versioned_project's major that default_project already is
+# The docker tier's modules (marked `docker`), scheduled as one unit
+DOCKER_MODULES = "test_docker_"
 DEFAULT_POSTGRES_VERSION = str(yaml.safe_load((REPO / "copier.yml").read_text())["postgres_version"]["default"])
 
 
-def pytest_collection_modifyitems(items):
-    """Scheduling units for pytest-xdist's workers (pytest.ini's `--dist
-    loadgroup`): a module's tests stay together, so its fixtures start once,
-    and the docker tier is one unit, as its tests share one engine."""
-    for item in items:
-        group = "docker" if item.get_closest_marker("docker") else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's units of work (pytest.ini runs two workers): a module's
+    tests stay together, so its fixtures start once, and the docker tier
+    (the test_docker_* modules) is one unit, as its tests share one engine
+    and its projects' names. The controller sees only test ids, hence the
+    module names; test_structure.py holds the docker marker to them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModuleDockerTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "docker" if Path(module).name.startswith(DOCKER_MODULES) else module
+
+    return ByModuleDockerTogether(config, log)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -284,3 +293,4 @@ def docker_engine():
     yield
     if started:
         engine.stop()
+

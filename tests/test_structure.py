@@ -78,6 +78,17 @@ def test_no_test_module_imports_another():
         "; ".join(offenders)
 
 
+# The rule: the docker tier's modules are named test_docker_*, and only
+# they: the suite's scheduler (conftest.py) sees test ids alone, and runs
+# those modules as one unit on one worker, as they share one engine.
+def test_the_docker_tier_is_exactly_the_test_docker_modules():
+    from conftest import DOCKER_MODULES
+    marked = {path.stem for path in (REPO / "tests").glob("test_*.py")
+              if re.search(r"pytest\.mark\.docker\b", path.read_text())}
+    named = {path.stem for path in (REPO / "tests").glob(f"{DOCKER_MODULES}*.py")}
+    assert marked and marked == named, (marked, named)
+
+
 def test_modules_stay_within_their_budgets():
     over = []
     for folder, budget in BUDGETS.items():

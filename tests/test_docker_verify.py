@@ -283,4 +283,6 @@ def test_make_verify_fails_exactly_the_broken_items(project, names, compose_text
         {title: "-" if title == RECONNECTS and not restarts else "✅" for title in ITEMS if title not in failing}, output
     if case == "backend restarted with the db":
         assert "the backend container was restarted" in output, output
+    if case == "backend down":  # said at once, without waiting out the reconnection's time
+        assert f"{names.backend} is exited" in output, output
     assert probe_users(names) == "0", "the probe is deleted on failure too"

@@ -74,6 +74,9 @@ class Backend:
         env.update(self.stage.env)  # the image's ENV
         env.update(self.compose_env)  # compose's env_file and environment win over the image
         env["DB_PORT"] = str(self.db.port)  # the only change: the test server's port
+        if "PROMETHEUS_MULTIPROC_DIR" in env:
+            # In the container's own /tmp: not shared with the other backends of this machine.
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(self.bin / "prometheus")
         env.update(overrides)
         return env
 
@@ -131,9 +134,11 @@ class Backend:
         own = {name: value for name, value in
                compose.service_environment(self.project, self.compose_file, "worker").items()
                if self.compose_env.get(name) != value}
+        environment = self.environment(**own, **(env or {}))
+        if "PROMETHEUS_MULTIPROC_DIR" in environment:  # another container: another /tmp
+            environment["PROMETHEUS_MULTIPROC_DIR"] = str(self.bin / "prometheus-worker")
         with serving([*self.prefix(), *self.stage.entrypoint, *command], cwd=self.dir,
-                     env=self.environment(**own, **(env or {})), ready=lambda: True, timeout=60,
-                     name="worker") as process:
+                     env=environment, ready=lambda: True, timeout=60, name="worker") as process:
             yield process
 
 
@@ -174,8 +179,10 @@ def raw_request(base: str, method: str, path: str, body: bytes | None = None,
                 timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
     """One request written as given: header values are sent byte for byte
     (control characters included), nothing is normalised or added but Host
-    and Content-Length. `source`: the client's address (any 127/8 address
+    (unless `headers` has one) and Content-Length. `source`: the client's address (any 127/8 address
     reaches a server listening on loopback). (status, headers, body)."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
     connection = HTTPConnection(host, int(port), timeout=timeout, source_address=(source, 0) if source else None)
-    return exchange(connection, method, path, headers or [], body)
+    headers = headers or []
+    return exchange(connection, method, path, headers, body,
+                    skip_host=any(name.lower() == "host" for name, _ in headers))

@@ -63,6 +63,7 @@ class Caddy:
     http_port: int
     https_port: int
     home: Path
+    log_path: Path | None = None  # its output: the access log's JSON lines
 
     @property
     def root_certificate(self) -> Path:
@@ -112,7 +113,8 @@ def running(caddyfile: Path, hosts: dict[str, str], site: str = "localhost"):
     try:
         with serving([*with_hosts(hosts), binary(), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
                      cwd=home, env=_environment(home, http=caddy.http_port, https=caddy.https_port),
-                     ready=ready, timeout=60, name="caddy"):
+                     ready=ready, timeout=60, name="caddy") as process:
+            caddy.log_path = process.log_path
             yield caddy
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -70,23 +70,29 @@ def build(installed: Path) -> Path:
 @contextlib.contextmanager
 def serve_front(project: Path, built: Path, backend_port: int, compose_file: str = "docker-compose.dev.yml",
                 host: str = "127.0.0.1", port: int | None = None, backend_host: str = "127.0.0.1",
-                origin: str | None = None):
+                origin: str | None = None, metrics_port: int | None = None, log: Path | None = None,
+                environment: dict[str, str] | None = None):
     """The production image's CMD (`node build`) of `project`'s front/, built in
     `built`, with `compose_file`'s environment, calling the API on
     `backend_port` at the backend's alias (resolved to `backend_host`);
-    listening on `host`:`port` (a free port by default); ORIGIN: `origin`, by
-    default its own URL. Yields its base URL."""
+    listening on `host`:`port` (a free port by default), its metrics (if the
+    compose file sets METRICS_PORT) on `host`:`metrics_port`; ORIGIN:
+    `origin`, by default its own URL; its output to `log`, if given;
+    `environment`: variables added to the compose file's. Yields its base URL."""
     port = port or free_port()
     base = f"http://{host}:{port}"
     env = compose.service_environment(project, compose_file, "frontend")
     backend_alias = urlsplit(env["INTERNAL_API_URL"]).hostname
     env = {**os.environ, **env, "PORT": str(port), "HOST": host,
-           "ORIGIN": origin or base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}"}
+           "ORIGIN": origin or base, "INTERNAL_API_URL": f"http://{backend_alias}:{backend_port}",
+           **(environment or {})}
+    if env.get("METRICS_PORT"):  # its own port here too, on the same address
+        env.update(METRICS_PORT=str(metrics_port or free_port()), METRICS_HOST=host)
     command = dockerfile_stages(built / "Dockerfile")[""].cmd
     # Behind a proxy (ADDRESS_HEADER), every request must carry the header.
     probe = {env["ADDRESS_HEADER"]: "127.0.0.1"} if env.get("ADDRESS_HEADER") else {}
     with serving([*with_hosts({backend_alias: backend_host}), *command], cwd=built, env=env,
-                 ready=answering(f"{base}/healthz", probe), timeout=30, name="front"):
+                 ready=answering(f"{base}/healthz", probe), timeout=30, name="front", log=log):
         yield base
 
 

@@ -1,16 +1,10 @@
-"""Production on one host: db/ with its production override, then
-docker-compose.prod.yml (migrations once, granian, `node build`) behind Caddy.
-
-Quick tier: the compose files as Docker Compose reads them (the override
-merged over db/'s file, `!reset` included), checked against the compose-spec
-schema and the promises: Caddy alone publishes ports, only the backend reaches
-the database network, every service has a healthcheck, a memory limit, a
-restart policy and rotated logs, and the values derived from the answers agree
-across the compose files, the Caddyfile and the settings.
-
-Full tier: the rendered Caddyfile run by Debian's caddy (`tls internal` for
-localhost) in front of the backend on its production settings and the built
-frontend, against a real PostgreSQL; Chromium goes through HTTPS.
+"""Production on one host, running: the rendered Caddyfile run by Debian's
+caddy (`tls internal` for localhost) in front of the backend on its
+production settings (granian, its task worker) and the built frontend,
+against a real PostgreSQL; Chromium goes through HTTPS. And observing it:
+one request id through the three tiers, JSON log lines with nothing secret
+in them, metrics that Caddy never routes, and errors sent to a local
+envelope endpoint (SENTRY_DSN). The files: test_production_files.py.
 """
 
 from __future__ import annotations
@@ -19,280 +13,37 @@ import gzip
 import hashlib
 import json
 import re
+import secrets
 import shutil
 import subprocess
+import time
+import urllib.request
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from harness import caddy, compose, images, make, node
+from harness import caddy, compose, node
 from harness.answers import alias, recorded
-from harness.backend import Backend
-from harness.dockerfile import dockerfile_stages
+from harness.backend import Backend, raw_request
+from harness.net import free_port
 from harness.postgres import start_project_db
 from harness.python import venv_for
-from harness.render import validator
+from harness.sentry import envelope_endpoint
 
 PROD = "docker-compose.prod.yml"
-DB_OVERRIDE = "db/docker-compose.prod.yml"
-@pytest.fixture(scope="module")
-def project(example) -> Path:
-    """Each example: giga (localhost, Caddy's own CA) and acme-pg18 (a real
-    domain with an ACME account, other names and ports, no DB port)."""
-    return example
-
-
-def prod_services(project: Path) -> dict[str, dict]:
-    return compose.load(project / PROD)["services"]
-
-
-def db_prod(project: Path) -> dict:
-    """db/'s compose model in production: the override merged over the file."""
-    return compose.merged(compose.load(project / "db/docker-compose.yml"), compose.load_override(project / DB_OVERRIDE))
-
-
-def caddyfile(project: Path) -> dict:
-    """The rendered Caddyfile's site address, upstreams and account e-mail."""
-    text = (project / "Caddyfile").read_text()
-    return {"sites": re.findall(r"^(\S+) \{$", text, re.M),
-            "upstreams": re.findall(r"^\s*reverse_proxy (\S+)$", text, re.M),
-            "email": re.findall(r"^\s*email (\S+)$", text, re.M)}
-
-
-# ---------------------------------------------------------------------------
-# Quick tier: the files
-# ---------------------------------------------------------------------------
-def test_production_compose_files_match_the_compose_spec(project, tmp_path):
-    """The stack's file as it is; db/'s as Compose runs it (merged), and the
-    override alone, its tags read as Compose does."""
-    merged, override = tmp_path / "db-merged.json", tmp_path / "db-override.json"
-    merged.write_text(json.dumps(db_prod(project)))
-    override.write_text(json.dumps(compose.without_tags(compose.load_override(project / DB_OVERRIDE))))
-    result = subprocess.run(["check-jsonschema", "--builtin-schema", "vendor.compose-spec",
-                             str(project / PROD), str(merged), str(override)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_caddy_is_the_only_service_with_published_ports(project):
-    published = {name: service["ports"] for name, service in prod_services(project).items() if service.get("ports")}
-    assert published == {"caddy": ["80:80", "443:443", "443:443/udp"]}
-
-
-def test_the_database_publishes_nothing_in_production_and_keeps_its_configuration(project):
-    base = compose.load(project / "db/docker-compose.yml")["services"]
-    services = db_prod(project)["services"]
-    name, _ = compose.db_service(project)
-    assert ("ports" in base[name]) == (recorded(project)["db_host_port"] != 0)
-    assert "ports" not in services[name]
-    # Everything else is the development file's: image, tuned conf, volume, restart...
-    assert {key: value for key, value in services[name].items() if key != "logging"} == \
-        {key: value for key, value in base[name].items() if key != "ports"}
-    assert services["backup"]["profiles"] == ["backup"] and services["backup"]["command"] == ["backup-every"]
-
-
-def every_production_service(project: Path) -> dict[str, dict]:
-    return {**{f"db/{name}": service for name, service in db_prod(project)["services"].items()},
-            **prod_services(project)}
-
-
-def test_every_service_has_a_healthcheck_a_memory_limit_a_restart_policy_and_rotated_logs(project):
-    services = every_production_service(project)
-    assert {"db/exporter", "db/backup", "db/backup-physical", "migrate", "backend", "worker", "frontend",
-            "caddy"} <= set(services)
-    for name, service in services.items():
-        assert re.fullmatch(r"[1-9]\d*[mg]", str(service.get("mem_limit"))), name
-        assert service.get("logging", {}).get("driver") == "json-file", name
-        assert re.fullmatch(r"\d+[km]", service["logging"]["options"]["max-size"]), name
-        assert int(service["logging"]["options"]["max-file"]) >= 2, name
-        if name == "migrate":  # a one-shot: it exits, and is never restarted or probed
-            assert service["restart"] == "no" and service["healthcheck"] == {"disable": True}
-        elif name == "db/exporter":  # no shell or HTTP client in its image (db/docker-compose.yml)
-            assert service["restart"] == "unless-stopped" and "healthcheck" not in service
-        else:
-            assert service.get("restart") in ("unless-stopped", "always"), name
-            assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
-
-
-def test_backup_healthcheck_tells_a_fresh_dump_from_a_stale_one(project, tmp_path):
-    """The backup service's healthcheck, run as its container would: healthy
-    with a dump younger than two intervals, unhealthy without one."""
-    service = db_prod(project)["services"]["backup"]
-    command = compose.healthcheck_command(service)
-    env = {"PATH": "/usr/bin:/bin", "BACKUP_DIR": str(tmp_path), "BACKUP_INTERVAL": "3600",
-           "PGDATABASE": service["environment"]["PGDATABASE"]}
-    assert subprocess.run(command, env=env).returncode != 0, "no dump: unhealthy"
-    dump = tmp_path / f"{env['PGDATABASE']}-20260101T000000Z.dump"
-    dump.write_bytes(b"PGDMP")
-    assert subprocess.run(command, env=env).returncode == 0, "a fresh dump: healthy"
-    subprocess.run(["touch", "-d", "3 hours ago", str(dump)], check=True)
-    assert subprocess.run(command, env=env).returncode != 0, "older than two intervals: unhealthy"
-    # a dump made by hand (before a migration, say) is no scheduled backup
-    for name in ("before-migration", "20260101", "old-20260101T000000Z"):
-        (tmp_path / f"{env['PGDATABASE']}-{name}.dump").write_bytes(b"PGDMP")
-    assert subprocess.run(command, env=env).returncode != 0, "only backup's own names count"
-
-
-def test_only_the_backend_its_worker_and_its_migrations_reach_the_database_network(project):
-    a = recorded(project)
-    stack = compose.load(project / PROD)
-    networks = {name: compose.service_networks(stack, service) for name, service in stack["services"].items()}
-    assert {name for name, joined in networks.items() if a["network_name"] in joined} == {
-        "backend", "worker", "migrate"}
-    assert stack["networks"][a["network_name"]] == {"external": True, "name": a["network_name"]}
-    # Caddy reaches the backend and the frontend on a network with no way out;
-    # only Caddy is on the one its published ports use.
-    app, edge = compose.network_name(stack, "app"), compose.network_name(stack, "edge")
-    assert stack["networks"]["app"].get("internal") is True
-    assert {name for name, joined in networks.items() if app in joined} == {"backend", "frontend", "caddy"}
-    assert {name for name, joined in networks.items() if edge in joined} == {"caddy"}
-
-
-def test_migrations_run_once_before_the_backend(project):
-    services = prod_services(project)
-    migrate, backend = services["migrate"], services["backend"]
-    assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
-    assert migrate["image"] == backend["image"] and migrate["pull_policy"] == "never" and "build" not in migrate
-    for name in ("backend", "worker"):
-        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
-    worker = services["worker"]
-    assert worker["command"] == ["python", "manage.py", "db_worker"]
-    assert worker["image"] == backend["image"] and worker["pull_policy"] == "never" and "build" not in worker
-    assert worker["read_only"] is True and worker["cap_drop"] == ["ALL"]
-    for name in ("backend", "migrate", "worker"):
-        assert compose.service_environment(project, PROD, name)["DJANGO_MIGRATE_ON_START"] == "0", name
-    # No bind mount anywhere but Caddy's read-only configuration.
-    assert [volume for service in services.values() for volume in service.get("volumes", [])
-            if volume.startswith((".", "/"))] == ["./Caddyfile:/etc/caddy/Caddyfile:ro"]
-
-
-def test_production_images_are_the_dockerfiles_last_stages_and_caddy_is_pinned(project):
-    services = prod_services(project)
-    for name, tier in (("backend", "back"), ("frontend", "front")):
-        stages = dockerfile_stages(project / tier / "Dockerfile")
-        assert services[name]["build"] == {"context": f"./{tier}", "target": "production"}, name
-        assert stages["production"].cmd == stages[""].cmd, f"{name}: production is the last stage"
-    assert dockerfile_stages(project / "front/Dockerfile")["production"].cmd == ["node", "build"]
-    assert dockerfile_stages(project / "back/Dockerfile")["production"].cmd[0] == "granian"
-    assert re.fullmatch(r"caddy:\d+\.\d+\.\d+-alpine", services["caddy"]["image"])
-    assert services["caddy"]["image"] == images.IMAGES["caddy"]  # includes/images.jinja's
-
-
-def settings_requirements(project: Path) -> set[str]:
-    """Variables the production settings refuse to start without."""
-    package = project / "back" / recorded(project)["project_slug"]
-    text = (package / "settings.py").read_text() + (package / "production.py").read_text()
-    return set(re.findall(r"\brequired(?:_list)?\(\"([A-Z_]+)\"", text))
-
-
-def test_production_environment_follows_the_answers_across_files(project):
-    a = recorded(project)
-    back = compose.service_environment(project, PROD, "backend")
-    front = compose.service_environment(project, PROD, "frontend")
-    dev = compose.service_environment(project, "docker-compose.dev.yml", "backend")
-    site = caddyfile(project)
-    domain = a["domain"]
-
-    assert {"DJANGO_SECRET_KEY", "DB_PASSWORD", "DJANGO_ALLOWED_HOSTS", "DJANGO_CSRF_TRUSTED_ORIGINS",
-            "EMAIL_URL"} <= settings_requirements(project)
-    assert all(back.get(name) for name in settings_requirements(project)), settings_requirements(project)
-    assert back["DJANGO_SETTINGS_MODULE"] == f"{a['project_slug']}.production"
-    assert compose.service_environment(project, PROD, "migrate") == back
-    assert back["DJANGO_ALLOWED_HOSTS"].split(",") == [domain, alias(a, "backend")]
-    assert back["DJANGO_CSRF_TRUSTED_ORIGINS"] == front["ORIGIN"] == f"https://{domain}"
-    assert site["sites"] == [domain]
-    assert site["email"] == ([a["acme_email"]] if a["acme_email"] else [])
-    # the same database as in development, by the same names
-    for name in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "TZ", "DJANGO_ADMIN_EMAIL"):
-        assert back[name] == dev[name], name
-
-    # who reaches whom, by which name and port
-    services = compose.topology(project, ("db/docker-compose.yml", PROD))
-    api = urlsplit(front["INTERNAL_API_URL"])
-    assert compose.resolves(services, "frontend", api.hostname) == {"backend"}
-    assert compose.resolves(services, "backend", back["DB_HOST"]) == {compose.db_service(project)[0]}
-    assert {host for proxy in back["DJANGO_TRUSTED_PROXIES"].split(",")
-            for host in compose.resolves(services, "backend", proxy)} == {"frontend", "caddy"}
-    granian_port = dockerfile_stages(project / "back/Dockerfile")["production"].env["GRANIAN_PORT"]
-    (backend_host, backend_port), (frontend_host, frontend_port) = (u.rsplit(":", 1) for u in site["upstreams"])
-    assert compose.resolves(services, "caddy", backend_host) == {"backend"}
-    assert compose.resolves(services, "caddy", frontend_host) == {"frontend"}
-    assert backend_port == granian_port == str(api.port) == str(a["backend_port"])
-    assert frontend_port == front["PORT"] == str(a["frontend_port"])
-    # SvelteKit takes the browser's address from the one proxy in front of it.
-    assert (front["ADDRESS_HEADER"], front["XFF_DEPTH"]) == ("X-Forwarded-For", "1")
-
-
-@pytest.mark.parametrize("admin_email, acme_email", [
-    ("ops@example.com", "ops@example.com"),
-    ("it.team+certs@mail.example.org", "it.team+certs@mail.example.org"),
-    ("admin@giga.localhost", ""),  # the default admin_email: no CA writes there
-    ('"o\\"brien"@example.com', ""),  # valid for Django's mail, not for an ACME account
-])
-def test_acme_email_defaults_to_admin_email_when_a_certificate_authority_would_take_it(
-        jinja_template, admin_email, acme_email):
-    default = validator(jinja_template, "acme_email", field="default")({"admin_email": admin_email})
-    assert default == acme_email
-    assert validator(jinja_template, "acme_email")({"acme_email": default}) == ""
-
-
-def test_make_runs_the_production_commands_in_order(project):
-    db_compose = ["docker", "compose", "-f", "docker-compose.yml", "-f", "docker-compose.prod.yml", "--profile", "backup",
-                  "--profile", "backup-physical"]
-    db = ["cd", "db", "&&", *db_compose]
-    stack = ["docker", "compose", "-f", PROD]
-    # `up` through scripts/compose-up, which explains a missing network or a taken port
-    expected = {"prod-db-up": [["cd", "db", "&&", "../scripts/compose-up", *db_compose, "up", "-d", "--build"]],
-                "prod-up": [["scripts/compose-up", "--after", "prod-db-up", *stack, "up", "-d", "--build"]],
-                "prod-logs": [[*stack, "logs", "-f", "--tail", "20"]],
-                "prod-down": [[*stack, "down"], [*db, "down"]]}
-    for target, commands in expected.items():
-        assert make.commands(project, target) == commands, target
-
-
-def test_the_docs_give_the_production_steps_in_order(project):
-    text = (project / "docs/production.md").read_text()
-    section = text[text.index("## One host: compose behind Caddy"):]
-    steps = ["db/.env", "back/.env", "EMAIL_URL", "make prod-db-up", "make prod-up", "createsuperuser",
-             "make backups"]
-    positions = [section.find(step) for step in steps]
-    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
-    assert recorded(project)["domain"] in section
-
-
-# ---------------------------------------------------------------------------
-# Full tier: the rendered Caddyfile, run
-# ---------------------------------------------------------------------------
-@pytest.mark.full
-def test_caddy_validates_and_routes_the_rendered_caddyfile(project):
-    result = caddy.validate(project / "Caddyfile")
-    assert result.returncode == 0, result.stderr
-    a = recorded(project)
-    config = caddy.adapt(project / "Caddyfile")
-    server, = config["apps"]["http"]["servers"].values()
-    assert server["listen"] == [":443"], "HTTPS on 443 in the container"
-    assert json.dumps(server).count('"dial"') == 2
-    text = json.dumps(server)
-    for path in ("/api/*", "/admin/*", "/static/*"):
-        assert f'"{path}"' in text, path
-    assert f'"{alias(a, "backend")}:{a["backend_port"]}"' in text
-    assert f'"{alias(a, "frontend")}:{a["frontend_port"]}"' in text
-    issuers = json.dumps(config["apps"].get("tls", {}))
-    if a["acme_email"]:
-        assert a["acme_email"] in issuers
-    else:
-        assert "email" not in issuers
 
 
 STAFF = {"username": "root-admin", "email": "root-admin@example.com", "password": "Root-admin-pass-1234"}
 
 
 @pytest.fixture(scope="module")
-def production(giga_project, front_built, tmp_path_factory):
-    """db/ -> back/ (production settings, granian) and front/ (`node build`)
-    -> Caddy, with each upstream on a loopback address of its own at the
-    rendered port, named as on the app network."""
+def production(giga_project, front_built, tmp_path_factory, smtp):
+    """db/ -> back/ (production settings, granian, its task worker) and front/
+    (`node build`) -> Caddy, with each upstream on a loopback address of its
+    own at the rendered port, named as on the app network. Mail goes to
+    `smtp`; both tiers report errors to a local envelope endpoint (SENTRY_DSN);
+    each process's output is kept, for the tests of what they log."""
     # A copy: the image's build step writes back/staticfiles/.
     project = tmp_path_factory.mktemp("production") / "project"
     project.mkdir()
@@ -317,13 +68,22 @@ def production(giga_project, front_built, tmp_path_factory):
         backend.manage("shell", "-c", "from personas.models import Usuario; Usuario.objects.create_superuser("
                        f"{STAFF['username']!r}, {STAFF['email']!r}, {STAFF['password']!r})", check=True)
         hosts = {alias(a, "backend"): backend_ip, alias(a, "frontend"): frontend_ip}
-        with caddy.running(project / "Caddyfile", hosts) as proxy:
+        logs = tmp_path_factory.mktemp("logs")
+        with caddy.running(project / "Caddyfile", hosts) as proxy, envelope_endpoint() as envelopes:
             origin = f"https://{a['domain']}:{proxy.https_port}"
-            with backend.serve(port=a["backend_port"], host=backend_ip, env={"GRANIAN_HOST": backend_ip}):
+            env = {"SENTRY_DSN": envelopes.dsn, "EMAIL_URL": smtp.url}
+            with backend.serve(port=a["backend_port"], host=backend_ip, env={"GRANIAN_HOST": backend_ip, **env},
+                               log=logs / "backend.log"), backend.work(env=env) as worker:
                 with node.serve_front(project, front_built, a["backend_port"], compose_file=PROD, host=frontend_ip,
-                                      port=a["frontend_port"], backend_host=backend_ip, origin=origin):
+                                      port=a["frontend_port"], backend_host=backend_ip, origin=origin,
+                                      environment={"SENTRY_DSN": envelopes.dsn}, log=logs / "frontend.log",
+                                      metrics_port=(front_metrics := free_port())):
                     yield {"project": project, "caddy": proxy, "url": origin, "db": db, "domain": a["domain"],
-                           "frontend_ip": frontend_ip}
+                           "frontend_ip": frontend_ip, "backend_ip": backend_ip, "backend": backend,
+                           "envelopes": envelopes, "public_url": f"https://{a['domain']}",
+                           "front_metrics": f"http://{frontend_ip}:{front_metrics}/metrics",
+                           "logs": {"caddy": proxy.log_path, "backend": logs / "backend.log",
+                                    "worker": worker.log_path, "frontend": logs / "frontend.log"}}
     finally:
         db.destroy()
 
@@ -339,7 +99,7 @@ def test_the_frontends_healthcheck_passes_behind_the_address_header(production):
     """The compose healthcheck, run against the frontend as it runs here
     (only its address differs): adapter-node with ADDRESS_HEADER answers 500
     to a request without X-Forwarded-For, so the probe must send one."""
-    command = compose.healthcheck_command(prod_services(production["project"])["frontend"])
+    command = compose.healthcheck_command(compose.load(production["project"] / PROD)["services"]["frontend"])
     command = [arg.replace("http://127.0.0.1:", f"http://{production['frontend_ip']}:") for arg in command]
     result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -428,3 +188,222 @@ def test_the_admin_works_over_the_proxy_with_secure_cookies(production, browser)
         assert cookies["csrftoken"]["secure"], cookies["csrftoken"]
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------------------
+# Full tier: observing it (request ids, JSON logs, metrics, error tracking)
+# ---------------------------------------------------------------------------
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def log_lines(production, tier: str) -> list[dict]:
+    """Every line `tier` wrote, each parsed as JSON (a line that is not fails here)."""
+    lines = production["logs"][tier].read_text().splitlines()
+    parsed = []
+    for line in filter(str.strip, lines):
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise AssertionError(f"{tier} wrote a line that is not JSON: {line!r}") from None
+    return parsed
+
+
+def logged(production, tier: str, predicate, timeout: float = 10) -> list[dict]:
+    """`tier`'s JSON lines that match, waiting for at least one (logs are written after the response)."""
+    deadline = time.monotonic() + timeout
+    while not (found := [line for line in log_lines(production, tier) if predicate(line)]):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no such line in {tier}'s log: {production['logs'][tier].read_text()[-3000:]}")
+        time.sleep(0.2)
+    return found
+
+
+@pytest.mark.full
+def test_one_request_id_runs_through_caddy_sveltekit_and_django(production):
+    """Caddy replaces the id a client sent with its own; SvelteKit takes it
+    from Caddy, sends it to the API for the page's calls, and each tier logs
+    it; the response carries it."""
+    proxy, domain = production["caddy"], production["domain"]
+    forged = f"forged-{uuid.uuid4().hex[:8]}"
+    status, headers, _ = proxy.https(domain, "GET", "/", headers={"X-Request-ID": forged})
+    assert status == 200
+    request_id = headers["x-request-id"]
+    assert UUID.fullmatch(request_id), request_id
+    # the home page asks the API for the system's status, under the same id
+    assert logged(production, "frontend", lambda line: line.get("request_id") == request_id
+                  and line.get("path") == "/" and line.get("status") == 200)
+    assert {line["path"] for line in logged(production, "backend", lambda line: line.get("request_id") == request_id)} \
+        == {"/api/health/"}
+    assert logged(production, "caddy", lambda line: line.get("resp_headers", {}).get("X-Request-Id") == [request_id])
+    for tier in ("frontend", "backend"):
+        assert not [line for line in log_lines(production, tier) if line.get("request_id") == forged], tier
+
+
+@pytest.mark.full
+def test_the_backend_keeps_an_id_only_from_its_trusted_proxies(production):
+    """From Caddy (a trusted proxy) the id is kept; straight from another
+    address it is replaced, and a malformed one is replaced whoever sent it."""
+    proxy, domain = production["caddy"], production["domain"]
+    status, headers, _ = proxy.https(domain, "GET", "/api/health/", headers={"X-Request-ID": "from-the-client"})
+    assert status == 200 and UUID.fullmatch(headers["x-request-id"]), headers
+    base = f"http://{production['backend_ip']}:{recorded(production['project'])['backend_port']}"
+    host = [("Host", alias(recorded(production["project"]), "backend"))]
+    def request_id(given: str, source: str | None = None) -> str:
+        status, headers, _ = raw_request(base, "GET", "/api/health/", headers=[*host, ("X-Request-ID", given)],
+                                         source=source)
+        assert status == 200, (status, headers)
+        return headers["x-request-id"]
+
+    assert UUID.fullmatch(request_id("from-elsewhere", source="127.0.0.77"))
+    # 127.0.0.1 is where SvelteKit and Caddy connect from here (their aliases' address)
+    assert request_id("from-sveltekit.1") == "from-sveltekit.1"
+    assert UUID.fullmatch(request_id("bad id\\n{}"))
+
+
+@pytest.mark.full
+def test_every_tier_writes_json_lines_with_the_request_fields(production):
+    proxy, domain = production["caddy"], production["domain"]
+    _, headers, _ = proxy.https(domain, "GET", "/login")
+    request_id = headers["x-request-id"]
+    front, = logged(production, "frontend", lambda line: line.get("request_id") == request_id)
+    assert {"time", "level", "request_id", "method", "path", "status", "duration_ms"} <= front.keys(), front
+    assert (front["method"], front["path"], front["status"], front["level"]) == ("GET", "/login", 200, "info")
+    back = logged(production, "backend", lambda line: line.get("event") == "request")[-1]
+    assert {"time", "level", "request_id", "method", "path", "status", "duration_ms", "user_id"} <= back.keys(), back
+    assert isinstance(back["duration_ms"], (int, float))
+    # granian's own lines (its start, its workers) are JSON too
+    assert logged(production, "backend", lambda line: line.get("logger") == "_granian")
+    caddy_line, = logged(production, "caddy", lambda line: line.get("resp_headers", {}).get("X-Request-Id")
+                         == [request_id])
+    assert (caddy_line["request"]["method"], caddy_line["request"]["uri"], caddy_line["status"]) == \
+        ("GET", "/login", 200)
+
+
+def metric(text: str, name: str, default: float | None = None, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`
+    (`default` if there is none, or fail)."""
+    total, found = 0.0, False
+    for match in re.finditer(rf"^{re.escape(name)}(?:{{(.*?)}})? (\S+)$", text, re.M):
+        sample = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1) or ""))
+        if labels.items() <= sample.items():
+            total, found = total + float(match.group(2)), True
+    if not found and default is not None:
+        return default
+    assert found, f"no {name} {labels} in:\n{text}"
+    return total
+
+
+@pytest.mark.full
+def test_metrics_are_served_on_the_app_network_and_never_through_caddy(production):
+    """The backend's /metrics sums its two granian workers; the frontend's
+    are on a port of their own; Caddy routes neither."""
+    proxy, domain = production["caddy"], production["domain"]
+    a = recorded(production["project"])
+    base = f"http://{production['backend_ip']}:{a['backend_port']}"
+    host = [("Host", alias(a, "backend"))]
+
+    def backend_metrics() -> str:
+        status, headers, body = raw_request(base, "GET", "/metrics", headers=host)
+        assert status == 200 and headers["content-type"].startswith("text/plain"), (status, headers)
+        return body.decode()
+
+    before = metric(backend_metrics(), "django_http_requests_total", 0, route="api/health/live/", status="200")
+    for _ in range(20):  # spread over both workers
+        assert proxy.https(domain, "GET", "/api/health/live/")[0] == 200
+    text = backend_metrics()
+    assert metric(text, "django_http_requests_total", route="api/health/live/", status="200") == before + 20
+    assert metric(text, "django_http_request_duration_seconds_count", route="api/health/live/") >= 20
+    assert metric(text, "django_db_connections_total") >= 1
+    assert metric(text, "django_db_query_duration_seconds_count") >= 1
+
+    with urllib.request.urlopen(production["front_metrics"], timeout=10) as response:
+        front = response.read().decode()
+    assert metric(front, "http_requests_total", route="/login") >= 1
+    assert metric(front, "process_cpu_seconds_total") > 0
+
+    for path in ("/metrics", "/api/../metrics", "/static/../metrics"):
+        status, _, body = proxy.https(domain, "GET", path)
+        assert b"django_http_requests_total" not in body and b"process_cpu" not in body, (path, status)
+
+
+@pytest.mark.full
+def test_a_server_error_reaches_the_error_tracker_with_its_request_id_and_nothing_secret(production):
+    """A 500 of each tier (Django: a table it needs has gone; SvelteKit: a
+    body it cannot parse) is sent to SENTRY_DSN with the request's id; the
+    token, the cookie and the query string are not."""
+    proxy, domain, db = production["caddy"], production["domain"], production["db"]
+    # a token of knox's shape, so that it is looked up
+    token, cookie, query = secrets.token_hex(32), uuid.uuid4().hex, uuid.uuid4().hex
+    db.psql("ALTER TABLE knox_authtoken RENAME TO knox_authtoken_gone;", **db.app)
+    try:
+        status, headers, _ = proxy.https(domain, "GET", f"/api/auth/me/?secret={query}",
+                                         headers={"Authorization": f"Token {token}", "Cookie": f"session={cookie}"})
+    finally:
+        db.psql("ALTER TABLE knox_authtoken_gone RENAME TO knox_authtoken;", **db.app)
+    assert status == 500
+    request_id = headers["x-request-id"]
+    event = production["envelopes"].wait_for_event(lambda e: e.get("tags", {}).get("request_id") == request_id)
+    assert "UndefinedTable" in {value["type"] for value in event["exception"]["values"]}, event["exception"]
+    # SvelteKit's server: a form action whose multipart body cannot be read
+    status, headers, _ = proxy.https(domain, "POST", f"/login?secret={query}", body=b"not multipart at all",
+                                     headers={"Content-Type": "multipart/form-data; boundary=x",
+                                              "Origin": production["url"], "Cookie": f"session={cookie}",
+                                              "Authorization": f"Token {token}"})
+    assert status == 500
+    request_id = headers["x-request-id"]
+    event = production["envelopes"].wait_for_event(lambda e: e.get("tags", {}).get("request_id") == request_id)
+    assert event["platform"] == "node" and event["exception"]["values"], event
+    sent = b"".join(production["envelopes"].raw).decode(errors="replace")
+    # knox looks a token up by its first 15 characters: not those either
+    for secret in (token, token[:15], cookie, query):
+        assert secret not in sent
+
+
+@pytest.mark.full
+def test_the_error_trackers_sdk_loads_only_with_a_dsn(production):
+    backend = production["backend"]
+    probe = "import django, sys; django.setup(); print('sentry_sdk' in sys.modules)"
+    outputs = [backend.run("python", "-c", probe, env=env, check=True).stdout.strip()
+               for env in ({"SENTRY_DSN": ""}, {"SENTRY_DSN": production["envelopes"].dsn})]
+    assert outputs == ["False", "True"]
+
+
+@pytest.mark.full
+def test_no_log_line_holds_a_secret_of_a_whole_account_flow(production, page, smtp):
+    """Sign up, verify the address, log out and in, reset the password through
+    the mailed link, log in with the new one, over HTTPS in Chromium: no tier's
+    log (Caddy, SvelteKit, Django, the task worker) holds a password, the
+    session's token, or a key of the mailed links; the user's id is logged."""
+    from harness.browser import log_in, open_verification_link, sign_up
+    base, public = production["url"], production["public_url"]
+    username, password, new_password = f"obs{uuid.uuid4().hex[:8]}", "Observed-1815-xyz", "Renewed-1871-abc"
+    email = f"{username}@example.com"
+    sign_up(page, base, username, password)
+    page.wait_for_url(re.compile(r"/me$"))
+    verify_link = smtp.link(smtp.wait_for(email, "Verify your email address"), public).replace(public, base)
+    open_verification_link(page, verify_link)
+    page.get_by_test_id("verify-result").wait_for()
+    token = next(c for c in page.context.cookies() if c["name"] == "session")["value"]
+    page.goto(f"{base}/me")
+    page.get_by_role("button", name="Log out").click()
+    page.goto(f"{base}/forgot", wait_until="networkidle")
+    page.get_by_label("Email").fill(email)
+    page.get_by_role("button", name="Send the link").click()
+    reset_link = smtp.link(smtp.wait_for(email, "password"), public).replace(public, base)
+    page.goto(reset_link, wait_until="networkidle")
+    page.get_by_label("New password").fill(new_password)
+    page.get_by_role("button", name="Set the password").click()
+    page.wait_for_url(re.compile(r"/login"))
+    log_in(page, base, username, new_password)
+    page.wait_for_url(re.compile(r"/me$"))
+    output = production["db"].psql(f"SELECT id FROM personas_usuario WHERE username = '{username}';",
+                                   **production["db"].app)
+    user_id = int(re.search(r"^\s*(\d+)\s*$", output, re.M).group(1))
+    secrets = {"password": password, "new password": new_password, "session token": token,
+               "verification key": urlsplit(verify_link).path.rsplit("/", 1)[1],
+               "reset token": urlsplit(reset_link).path.rstrip("/").rsplit("/", 1)[1]}
+    for tier, path in production["logs"].items():
+        text = path.read_text()
+        assert [name for name, secret in secrets.items() if secret in text] == [], f"{tier}: {path}"
+    assert logged(production, "backend", lambda line: line.get("user_id") == user_id
+                  and line.get("path") == "/api/auth/me/")

@@ -21,4 +21,9 @@ if [ "${DJANGO_MIGRATE_ON_START:-0}" = "1" ]; then
     python manage.py migrate --noinput
 fi
 
+# The metrics of the previous run's processes are not this run's.
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+fi
+
 exec "$@"

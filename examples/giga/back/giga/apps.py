@@ -11,6 +11,9 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as architecture_checks
+        from . import observability
+
+        observability.connect()
 
         # Tagged "architecture", not "database": checks tagged "database" run
         # only with `check --database`, these must run on every `manage.py check`.

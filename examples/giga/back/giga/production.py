@@ -11,7 +11,7 @@ Passes `python manage.py check --deploy --fail-level WARNING`.
 """
 
 from .settings import *  # noqa: F403 -- every development setting, then the overrides below
-from .settings import LOGGING, MIDDLEWARE, env, env_list, mailer_from_url, required, required_list
+from .settings import MIDDLEWARE, env, env_list, logging_config, mailer_from_url, required, required_list
 
 DEBUG = False
 
@@ -45,7 +45,8 @@ if env.bool("DJANGO_SECURE_PROXY", True):
     # Docker network in plain HTTP (INTERNAL_API_URL) and authenticates with a
     # token, and the HEALTHCHECK calls /api/health/ on 127.0.0.1. The browser
     # never talks to /api/; it does reach /admin/, which is redirected.
-    SECURE_REDIRECT_EXEMPT = [r"^api/"]
+    # Nor is /metrics, which Prometheus reads on the app network.
+    SECURE_REDIRECT_EXEMPT = [r"^api/", r"^metrics$"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", 60 * 60 * 24 * 365)
     # Opt-in only: includeSubDomains forces HTTPS on every subdomain of this
     # host for a year, and preload asks browsers to ship that in their source
@@ -73,7 +74,8 @@ X_FRAME_OPTIONS = "DENY"
 MAILERS = {"default": mailer_from_url(required("EMAIL_URL"))}
 
 # Errors (500s) are mailed to ADMINS (DJANGO_ADMIN_EMAIL) with the traceback,
-# and logged as in development.
+# and logged; every line is JSON unless DJANGO_LOG_FORMAT says otherwise.
+LOGGING = logging_config("json")
 LOGGING = {
     **LOGGING,
     "filters": {
@@ -89,7 +91,6 @@ LOGGING = {
     },
     "loggers": {
         **LOGGING["loggers"],
-        # No level of its own: 4xx warnings still reach the console via "django".
-        "django.request": {"handlers": ["mail_admins"], "propagate": True},
+        "django.request": {"handlers": ["mail_admins"], "level": "ERROR", "propagate": True},
     },
 }

@@ -23,6 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 from environs import Env
 
+from . import logs, observability
+
 # environs: values are taken verbatim (variable expansion is off by default),
 # so a password starting with "$" is a password, not a reference.
 env = Env(expand_vars=False)
@@ -111,6 +113,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id, and one log line per request whatever answers it.
+    "giga.observability.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -367,21 +371,21 @@ SPECTACULAR_SETTINGS = {
 API_DOCS_PUBLIC = env.bool("DJANGO_API_DOCS_PUBLIC", DEBUG)
 
 # ---------------------------------------------------------------------------
-# Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`
+# Logging: everything to stdout/stderr, i.e. `docker logs giga_backend_dev`:
+# readable lines here, JSON lines in production (DJANGO_LOG_FORMAT), each with
+# the request's id while one runs (observability.py).
 # ---------------------------------------------------------------------------
-LOGGING: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "{asctime} {levelname} {name}: {message}", "style": "{"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    "root": {"handlers": ["console"], "level": env.str("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {
-        # Replaces Django's own console handler (DEBUG only), so each line is logged once.
-        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django.db.backends": {"level": "WARNING"},
-    },
-}
+def logging_config(default_format: str) -> dict[str, Any]:
+    """LOGGING in DJANGO_LOG_FORMAT (plain or json), at DJANGO_LOG_LEVEL."""
+    log_format = env.str("DJANGO_LOG_FORMAT", default_format)
+    if log_format not in ("plain", "json"):
+        raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT is {log_format!r}; it must be plain or json.")
+    return logs.configure(log_format, env.str("DJANGO_LOG_LEVEL", "INFO"))
+
+
+LOGGING = logging_config("plain")
+
+# Error tracking: set SENTRY_DSN to send unexpected errors (the request id
+# attached, no personal data) to Sentry or a compatible service; unset, the
+# SDK is not even imported.
+observability.start_error_tracking(env.str("SENTRY_DSN", ""), env.str("SENTRY_ENVIRONMENT", ""))

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView
 from personas.ratelimit import limit_admin_login
 
 from .exceptions import not_found
+from .observability import metrics
 from .views import HealthView, LiveView, api_docs
 
 urlpatterns = [
@@ -25,6 +26,9 @@ urlpatterns = [
     # CSRF-exempt, or an unsafe method would get the HTML CSRF 403 first; and
     # routed, so /api/x (no slash) is not redirected to /api/x/ either.
     re_path(r"^api(/|$)", csrf_exempt(not_found)),
+    # Prometheus's, on the app network only: Caddy and the ingress route
+    # nothing but /api, /admin and /static here.
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler404 = f"{__package__}.exceptions.not_found"

@@ -1,6 +1,7 @@
 """wait_for_db and verify_architecture."""
 
 import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -23,19 +24,20 @@ from ..management.commands.verify_architecture import (
 BACK = Path(settings.BASE_DIR)
 
 
-def test_wait_for_db_returns_once_connected(capsys, db):
+def test_wait_for_db_returns_once_connected(caplog, db):
+    caplog.set_level(logging.INFO)
     call_command("wait_for_db", "--timeout", "5")
-    assert "is up (attempt 1" in capsys.readouterr().out
+    assert "is up (attempt 1" in caplog.text
 
 
-def test_wait_for_db_migrated_waits_for_the_migrations(capsys, db, monkeypatch):
+def test_wait_for_db_migrated_waits_for_the_migrations(caplog, db, monkeypatch):
     call_command("wait_for_db", "--migrated", "--timeout", "5")  # the test database is migrated
     from ..management.commands import wait_for_db
 
     monkeypatch.setattr(wait_for_db, "unapplied", lambda connection: ["personas.0099_next"])
     with pytest.raises(CommandError, match=r"1 migration\(s\) still unapplied .* run `python manage.py migrate`"):
         call_command("wait_for_db", "--migrated", "--timeout", "0.3", "--interval", "0.1")
-    assert "waiting for `python manage.py migrate`" in capsys.readouterr().err
+    assert "waiting for `python manage.py migrate`" in caplog.text
 
 
 def test_db_worker_is_the_one_that_outlives_a_database_outage(monkeypatch, caplog):

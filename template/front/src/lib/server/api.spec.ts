@@ -74,6 +74,22 @@ describe('ApiClient', () => {
 		expect(server.requests.at(-1)!.headers['x-forwarded-for']).toBe('2001:db8::1');
 	});
 
+	it("sends the request's id as X-Request-ID on every call, keeping it across withToken()", async () => {
+		const api = createApiClient({ baseUrl: server.url, requestId: 'req-7f3a' });
+		const calls = [
+			() => api.get('/api/health/'),
+			() => api.post('/api/auth/signup/', {}),
+			() => api.withToken('good').get('/api/auth/me/'),
+			() => api.withToken('good').withToken(null).post('/api/auth/logout/')
+		];
+		for (const call of calls) {
+			await call();
+			expect(server.requests.at(-1)!.headers['x-request-id']).toBe('req-7f3a');
+		}
+		await createApiClient({ baseUrl: server.url }).get('/api/health/');
+		expect(server.requests.at(-1)!.headers['x-request-id']).toBeUndefined();
+	});
+
 	it('sends the token as `Authorization: Token <key>`', async () => {
 		const good = await createApiClient({ baseUrl: server.url, token: 'good' }).get<User>(
 			'/api/auth/me/'

@@ -47,6 +47,8 @@ export interface ApiClientOptions {
 	 * SvelteKit server. The API trusts that header from this server only.
 	 */
 	clientAddress?: string | null;
+	/** This request's id (`locals.requestId`), sent as `X-Request-ID` to tie the API's logs to ours. */
+	requestId?: string | null;
 	/** Give up after this long (health answers within a few seconds). */
 	timeoutMs?: number;
 	fetch?: typeof globalThis.fetch;
@@ -57,6 +59,7 @@ export const DEFAULT_TIMEOUT_MS = 8000;
 export class ApiClient {
 	readonly token: string | null;
 	readonly clientAddress: string | null;
+	readonly requestId: string | null;
 	readonly timeoutMs: number;
 	readonly #base: URL | null;
 	readonly #configError: string | null;
@@ -65,6 +68,7 @@ export class ApiClient {
 	constructor(options: ApiClientOptions) {
 		this.token = options.token || null;
 		this.clientAddress = options.clientAddress || null;
+		this.requestId = options.requestId || null;
 		this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
 		this.#fetch = options.fetch ?? globalThis.fetch;
 		const parsed = parseBaseUrl(options.baseUrl);
@@ -78,6 +82,7 @@ export class ApiClient {
 			baseUrl: this.#base?.href,
 			token,
 			clientAddress: this.clientAddress,
+			requestId: this.requestId,
 			timeoutMs: this.timeoutMs,
 			fetch: this.#fetch
 		});
@@ -108,6 +113,7 @@ export class ApiClient {
 		if (this.token) headers.Authorization = `Token ${this.token}`;
 		// Set, never appended to: whatever the browser sent is not passed on.
 		if (this.clientAddress) headers['X-Forwarded-For'] = this.clientAddress;
+		if (this.requestId) headers['X-Request-ID'] = this.requestId;
 		if (body !== undefined) headers['Content-Type'] = 'application/json';
 
 		let response: Response;

@@ -205,13 +205,13 @@ describe('requireUser', () => {
 	};
 
 	it('returns the logged-in user', () => {
-		expect(requireUser({ api, user, apiUnavailable: false }, url)).toBe(user);
+		expect(requireUser({ requestId: 'r', api, user, apiUnavailable: false }, url)).toBe(user);
 	});
 
 	it('sends anonymous visitors to the login page, coming back afterwards', () => {
 		expect(loginUrl(url)).toBe('/login?next=%2Fusers%3Fpage%3D2');
 		try {
-			requireUser({ api, user: null, apiUnavailable: false }, url);
+			requireUser({ requestId: 'r', api, user: null, apiUnavailable: false }, url);
 			expect.unreachable();
 		} catch (thrown) {
 			expect(isRedirect(thrown) && thrown.location).toBe('/login?next=%2Fusers%3Fpage%3D2');
@@ -220,7 +220,7 @@ describe('requireUser', () => {
 
 	it('answers 503 when the API could not say who this is', () => {
 		try {
-			requireUser({ api, user: null, apiUnavailable: true }, url);
+			requireUser({ requestId: 'r', api, user: null, apiUnavailable: true }, url);
 			expect.unreachable();
 		} catch (thrown) {
 			expect(isHttpError(thrown, 503)).toBe(true);

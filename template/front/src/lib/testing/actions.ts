@@ -35,7 +35,12 @@ export async function runAction(
 		clientAddress: '203.0.113.7',
 		token: options.session?.token
 	});
-	const locals: App.Locals = { api, user: options.session?.user ?? null, apiUnavailable: false };
+	const locals: App.Locals = {
+		requestId: 'test-request-id',
+		api,
+		user: options.session?.user ?? null,
+		apiUnavailable: false
+	};
 	const params = options.params ?? {};
 	try {
 		const result = await action({ request, url, cookies, locals, params } as never);

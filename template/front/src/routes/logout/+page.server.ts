@@ -1,4 +1,5 @@
 import { redirect } from '@sveltejs/kit';
+import { log } from '$lib/server/log';
 import { clearSession } from '$lib/server/session';
 import type { Actions, PageServerLoad } from './$types';
 
@@ -13,7 +14,11 @@ export const actions: Actions = {
 			// Deletes the token server-side. Whatever the API says, the cookie goes.
 			const result = await locals.api.post<null>('/api/auth/logout/');
 			if (!result.ok && result.status !== 401) {
-				console.error(`POST /api/auth/logout/ failed: ${result.detail ?? result.status}`);
+				log.error('api_call_failed', {
+					request_id: locals.requestId,
+					call: 'POST /api/auth/logout/',
+					detail: result.detail ?? `HTTP ${result.status}`
+				});
 			}
 		}
 		clearSession(cookies);

@@ -1,4 +1,5 @@
 import { error, redirect } from '@sveltejs/kit';
+import { log } from '$lib/server/log';
 import { clearSession, loginUrl, requireUser } from '$lib/server/session';
 import type { UserPage } from '$lib/types';
 import type { PageServerLoad } from './$types';
@@ -23,7 +24,11 @@ export const load: PageServerLoad = async ({ locals, url, cookies }) => {
 		}
 		if (result.status === 403) error(403, 'Only staff members can see the list of users.');
 		if (result.status === 404) error(404, `No page ${page}.`);
-		console.error(`GET /api/users/ failed: ${result.detail ?? result.status}`);
+		log.error('api_call_failed', {
+			request_id: locals.requestId,
+			call: 'GET /api/users/',
+			detail: result.detail ?? `HTTP ${result.status}`
+		});
 		error(503, 'The service is unavailable right now.');
 	}
 

@@ -8,6 +8,7 @@ With --migrated it also waits until every migration is applied: the task
 worker's queue is a table that `manage.py migrate` creates.
 """
 
+import logging
 import os
 import time
 from argparse import ArgumentParser
@@ -19,6 +20,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
 from django.db.utils import Error as DatabaseError
+
+logger = logging.getLogger(__name__)
 
 
 def unapplied(connection: BaseDatabaseWrapper) -> list[tuple[Migration, bool]]:
@@ -65,16 +68,12 @@ class Command(BaseCommand):
                         f"wait_for_db: database {target} still unavailable after {attempt} attempt(s) "
                         f"in {timeout:g}s: {first_line(exc)}"
                     ) from exc
-                self.stderr.write(
-                    f"wait_for_db: database {target} unavailable (attempt {attempt}, "
-                    f"{remaining:.0f}s left): {first_line(exc)}"
-                )
+                logger.warning("wait_for_db: database %s unavailable (attempt %d, %.0fs left): %s",
+                               target, attempt, remaining, first_line(exc))
                 time.sleep(max(0.0, min(interval, remaining)))
             else:
-                self.stdout.write(
-                    f"wait_for_db: database {target} is up "
-                    f"(attempt {attempt}, {time.monotonic() - started:.1f}s)"
-                )
+                logger.info("wait_for_db: database %s is up (attempt %d, %.1fs)",
+                            target, attempt, time.monotonic() - started)
                 break
         try:
             while migrated and (pending := len(unapplied(connection))):
@@ -82,8 +81,8 @@ class Command(BaseCommand):
                 if remaining <= 0:
                     raise CommandError(f"wait_for_db: {pending} migration(s) still unapplied after {timeout:g}s: "
                                        "run `python manage.py migrate`")
-                self.stderr.write(f"wait_for_db: {pending} migration(s) unapplied ({remaining:.0f}s left): "
-                                  "waiting for `python manage.py migrate`")
+                logger.warning("wait_for_db: %d migration(s) unapplied (%.0fs left): "
+                               "waiting for `python manage.py migrate`", pending, remaining)
                 time.sleep(max(0.0, min(interval * 5, remaining)))
         finally:
             connection.close()

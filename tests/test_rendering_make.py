@@ -39,7 +39,7 @@ def test_make_targets_run_the_documented_commands(example):
     expected = {
         # through scripts/compose-up, which explains a missing network or a taken port
         "db-up": [["cd", "db", "&&", "../scripts/compose-up", "docker", "compose", "up", "-d", "--build", "--wait"]],
-        "up": [["scripts/compose-up", "--after", "db-up", *dev, "up", "-d", "--build", "backend", "worker", "frontend",
+        "up": [["scripts/compose-up", "--after", "db-up", *dev, "up", "-d", "--build", "--renew-anon-volumes", "backend", "worker", "frontend",
                 "mailpit"]],
         "migrate": [["docker", "exec", backend, "python", "manage.py", "migrate"]],
         "verify": [["scripts/verify"]],
@@ -200,7 +200,7 @@ def test_make_up_checks_the_database_network_first(fake_docker):
     fake_docker.log.unlink()
     assert fake_docker.make("up").returncode == 0
     assert fake_docker.calls() == ["network inspect giga_dev_network",
-                                   "compose -f docker-compose.dev.yml up -d --build backend worker frontend mailpit"]
+                                   "compose -f docker-compose.dev.yml up -d --build --renew-anon-volumes backend worker frontend mailpit"]
 
 
 # Engines word a taken port in several ways; the first address:port is the host's.

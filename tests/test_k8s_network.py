@@ -141,6 +141,40 @@ def test_ingress_serves_the_domain_over_https(k8s_built, overlay):
         assert {"name": "X-Forwarded-For", "value": "127.0.0.1"} in container[probe]["httpGet"]["httpHeaders"], probe
 
 
+@pytest.mark.full
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_scrapes_what_the_ingress_never_routes(k8s_built, overlay):
+    """The pods say where their metrics are (prometheus.io/*); a Prometheus in
+    the `monitoring` namespace reaches those ports and nothing else of the
+    app's; the frontend's metrics port is in no Service, and the Ingress
+    routes no /metrics to the backend."""
+    objects = k8s_built[overlay]
+    namespace = f"giga-{overlay}"
+    prometheus = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
+    controller = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
+    ports = {}
+    for component in ("backend", "frontend"):
+        template = one(objects, "Deployment", component)["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert (annotations["prometheus.io/scrape"], annotations["prometheus.io/path"]) == ("true", "/metrics")
+        ports[component] = int(annotations["prometheus.io/port"])
+        assert ports[component] in {port["containerPort"] for port in template["spec"]["containers"][0]["ports"]}
+        pod = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", component)))
+        assert reachable(objects, prometheus, pod, ports[component]), component
+    frontend_pod = Pod(namespace, k8s.pod_labels(one(objects, "Deployment", "frontend")))
+    frontend_port = service(objects, "frontend")["spec"]["ports"][0]["port"]
+    assert ports["backend"] == service(objects, "backend")["spec"]["ports"][0]["port"]
+    assert ports["frontend"] not in {port.get("targetPort", port["port"])
+                                     for port in service(objects, "frontend")["spec"]["ports"]}
+    assert not reachable(objects, prometheus, frontend_pod, frontend_port)
+    assert not reachable(objects, controller, frontend_pod, ports["frontend"])
+    cluster = one(objects, "Cluster")["metadata"]["name"]
+    assert not reachable(objects, prometheus, Pod(namespace, {"cnpg.io/cluster": cluster,
+                                                              "cnpg.io/instanceRole": "primary"}), 5432)
+    paths = [path["path"] for path in one(objects, "Ingress")["spec"]["rules"][0]["http"]["paths"]]
+    assert not [path for path in paths if path != "/" and "/metrics".startswith(path)], paths  # / is SvelteKit's
+
+
 # A pod of the ingress controller (in the pod network of kubeadm with Flannel),
 # the visitors it forwards, and a stranger connecting to the backend directly.
 INGRESS_POD, INGRESS_POD_V6 = "10.244.3.17", "fd00:10:244:3::11"

@@ -69,7 +69,7 @@ export default defineConfig(({ command, isPreview }) => ({
 		// `npm run test:coverage` (CI runs it): V8's coverage of the app's own
 		// code, counting every file, also those no test imports. It fails under
 		// these thresholds, set a little below what the shipped tests reach
-		// (statements 74 %, branches 69 %, functions 78 %, lines 73 %): raise them
+		// (statements 78 %, branches 72 %, functions 82 %, lines 78 %): raise them
 		// as tests are added.
 		coverage: {
 			provider: 'v8',
@@ -79,7 +79,7 @@ export default defineConfig(({ command, isPreview }) => ({
 			// The table on the terminal and in coverage/coverage.txt (CI's run
 			// summary); the totals in coverage/coverage-summary.json.
 			reporter: ['text', ['text', { file: 'coverage.txt' }], 'json-summary'],
-			thresholds: { statements: 72, branches: 67, functions: 76, lines: 72 }
+			thresholds: { statements: 76, branches: 70, functions: 80, lines: 76 }
 		},
 		projects: [
 			{

@@ -152,6 +152,40 @@ def test_a_drill_under_writes_passes_records_ok_and_leaves_the_live_database_and
     assert healthcheck(db, pitr_project, 1).returncode != 0
 
 
+@pytest.mark.full
+def test_a_writer_holding_one_table_and_wanting_another_goes_on_and_the_drill_waits_its_turn(drilled):
+    # The drill locks public.empty, then public.orders. A transaction that holds
+    # orders and then writes empty would close a deadlock cycle: the detector
+    # would cancel one of them, the application's transaction or the drill.
+    db = drilled
+    backed_up(db)
+    holding, errors = threading.Event(), []
+
+    def writer():
+        try:
+            with db.server.connect(**db.server.app) as conn, conn.transaction():
+                conn.execute("INSERT INTO orders VALUES (500, 'held')")
+                holding.set()
+                time.sleep(2)  # the drill is at its locks meanwhile
+                conn.execute("INSERT INTO empty VALUES (1)")
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            holding.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(10)
+    try:
+        result = drill(db)
+    finally:
+        thread.join()
+    assert not errors, errors
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "restore-drill: passed: 2 tables, the same row counts" in result.stdout, result.stdout
+    assert db.sql("SELECT count(*) FROM empty") == [(1,)] and 500 in rows(db)
+
+
 FAILED_DRILLS = {
     # (what to break, the message expected)
     "corrupt backup": (corrupt_backup, "the restore failed"),

@@ -137,6 +137,16 @@ def test_an_expired_token_is_refused_and_removed(user):
     assert not AuthToken.objects.filter(pk=instance.pk).exists()
 
 
+def test_an_authenticated_read_asks_one_query_and_leaves_other_tokens_to_login(user, django_assert_num_queries):
+    _, token = AuthToken.objects.create(user)
+    other, _ = AuthToken.objects.create(user, expiry=timedelta(seconds=-1))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    with django_assert_num_queries(1):  # the token, joined with its user
+        assert client.get("/api/auth/me/").status_code == 200
+    assert AuthToken.objects.filter(pk=other.pk).exists()
+
+
 def test_login_drops_the_users_expired_tokens(client, user, password):
     AuthToken.objects.create(user, expiry=timedelta(seconds=-1))
     login(client, password)

@@ -37,12 +37,24 @@ def test_health_is_503_with_the_reason_only_in_the_log(client, staff_client, mon
     def unreachable(*args, **kwargs):
         raise OperationalError(LIBPQ_ERROR)
 
-    monkeypatch.setattr(Usuario.objects, "count", unreachable)
+    monkeypatch.setattr(connection, "ensure_connection", unreachable)
     with caplog.at_level(logging.WARNING):
         for each in (client, staff_client):
             response = each.get("/api/health/")
             assert response.status_code == 503
             assert response.json() == {"status": "unavailable"}
+    assert LIBPQ_ERROR in caplog.text
+    monkeypatch.undo()
+
+
+def test_staffs_count_fails_like_the_rest(staff_client, monkeypatch, caplog):
+    def unreachable(*args, **kwargs):
+        raise OperationalError(LIBPQ_ERROR)
+
+    monkeypatch.setattr(Usuario.objects, "count", unreachable)
+    with caplog.at_level(logging.WARNING):
+        response = staff_client.get("/api/health/")
+    assert response.status_code == 503 and response.json() == {"status": "unavailable"}
     assert LIBPQ_ERROR in caplog.text
 
 
@@ -87,13 +99,15 @@ def test_ready_is_503_while_a_migration_is_unapplied(client, staff_client, migra
     assert Migrations.all_applied
 
 
-def test_ready_remembers_that_all_migrations_are_applied(client, migrations_unknown, django_assert_max_num_queries):
+def test_ready_remembers_that_all_migrations_are_applied(client, migrations_unknown, django_assert_max_num_queries,
+                                                          django_assert_num_queries):
     with django_assert_max_num_queries(10):
         assert client.get("/api/health/").status_code == 200
     assert Migrations.all_applied
-    # from then on: the statement timeout and the user count, in a transaction
-    with django_assert_max_num_queries(4):
+    # from then on, for the public: one query, on no table
+    with django_assert_num_queries(1) as captured:
         assert client.get("/api/health/").status_code == 200
+    assert captured.captured_queries[0]["sql"] == "SELECT 1"
 
 
 def test_other_endpoints_answer_503_when_the_database_fails(client, monkeypatch):

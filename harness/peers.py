@@ -220,6 +220,10 @@ CATEGORIES = {  # inclusive: the samples with such a frame anywhere on the stack
     "logging (the request's log line)": r"\(logging/__init__",
     "prometheus_client (metrics)": r"\(prometheus_client/",
     "request_started/finished signals (connection checks)": r"send \(django/dispatch",
+    "middleware around the view (Django's MiddlewareMixin)": r"__call__ \(django/utils/deprecation",
+    "  RequestLogMiddleware (the log line and the metrics)": r"observability\.py",
+    "    structlog (formatting the line)": r"\(structlog/",
+    "URL resolving": r"resolve \(django/urls",
 }
 
 

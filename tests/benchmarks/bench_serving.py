@@ -2,7 +2,7 @@
 serving stacks and a bare limit, on one PostgreSQL, one data set, one client.
 
     PATH=$PWD/.venv/bin:$PATH .venv/bin/python -m tests.benchmarks.bench_serving \\
-        [--duration 8] [--rounds 2] [--users 10000] [--servers ours,cookiecutter,fastapi,bare] [--no-ssr]
+        [--duration 8] [--rounds 2] [--users 10000] [--servers ours,cookiecutter,fastapi,django-floor,bare] [--no-ssr]
 
 (root, wrk, git, npm, PyPI; the peers are fetched and installed under
 /var/tmp at run time, never into this repository.)
@@ -21,11 +21,14 @@ every round so that drift on a shared machine hits all alike:
 * fastapi: full-stack-fastapi-template's backend/, with its own database and
   role on the same server, its alembic migrations, its Dockerfile's CMD
   (`fastapi run --workers N`, here 2);
+* django-floor: Django alone on the same granian WSGI (harness/django_floor.py):
+  no middleware, no app, no database, the health check's bytes from a plain
+  view; what any Django backend can reach at best;
 * bare: granian RSGI with no framework (harness/bare_serving.py): our two
   endpoints' SQL and JSON bytes through psycopg, 4 connections per worker.
 
-Endpoints: the health check (ours: GET /api/health/, a count of users in a
-transaction with a statement timeout; fastapi: /api/v1/utils/health-check/,
+Endpoints: the health check (ours: GET /api/health/, `SELECT 1` for the
+public once the migrations are known applied; fastapi: /api/v1/utils/health-check/,
 no database) and reading the current user with its token (ours, the bare
 limit and cookiecutter: GET /api/auth/me/ with a knox token; fastapi:
 GET /api/v1/users/me with its JWT). Each database holds --users users.
@@ -66,8 +69,12 @@ from harness.render import render_example
 from tests.benchmarks.bench_back import serve
 
 CACHE = Path(os.environ.get("BENCH_SERVING_CACHE", "/var/tmp/bench-serving"))
-SERVERS = ("ours", "cookiecutter", "fastapi", "bare")
+SERVERS = ("ours", "cookiecutter", "fastapi", "django-floor", "bare")
 CONNECTIONS = (16, 64)
+ENDPOINTS = ("health", "me")
+# The development compose file's environment (plain HTTP), with production's
+# debug and log settings: no query recording, one JSON line per request.
+AS_IN_PRODUCTION = {"DJANGO_DEBUG": "0", "DJANGO_LOG_FORMAT": "json"}
 WORKERS = 2
 
 
@@ -150,10 +157,10 @@ class Bench:
         """Yields (base URL, session leader pid, {endpoint: (path, headers)})."""
         ours = {"health": ("/api/health/", {}), "me": ("/api/auth/me/", {"Authorization": f"Token {self.token}"})}
         if name == "ours":
-            with serve(self.backend, None, {}) as (base, process):
+            with serve(self.backend, None, AS_IN_PRODUCTION) as (base, process):
                 yield base, process.pid, ours
         elif name == "cookiecutter":
-            env = {"WEB_CONCURRENCY": str(WORKERS), "DB_CONN_MAX_AGE": "60"}
+            env = {**AS_IN_PRODUCTION, "WEB_CONCURRENCY": str(WORKERS), "DB_CONN_MAX_AGE": "60"}
             with serve(self.cc_backend, self.cc_command, env) as (base, process):
                 yield base, process.pid, ours
         elif name == "fastapi":
@@ -161,6 +168,15 @@ class Bench:
                 token = self.fastapi.token(base)
                 yield base, process.pid, {"health": ("/api/v1/utils/health-check/", {}),
                                           "me": ("/api/v1/users/me", {"Authorization": f"Bearer {token}"})}
+        elif name == "django-floor":
+            port = free_port()
+            command = [str(self.backend.venv / "bin/granian"), "--interface", "wsgi", "--workers", str(WORKERS),
+                       "--blocking-threads", "4", "--host", "127.0.0.1", "--port", str(port),
+                       "harness.django_floor:app"]
+            env = {"PATH": f"{self.backend.venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+            with serving(command, cwd=Path(__file__).resolve().parents[2], env=env, ready=listening(port),
+                         timeout=60, name="django-floor") as process:
+                yield f"http://127.0.0.1:{port}", process.pid, {"health": ours["health"]}
         else:
             port, app = free_port(), self.db.app
             dsn = (f"host={self.db.address} port={self.db.port} user={app['user']} password={app['password']} "
@@ -192,9 +208,14 @@ class Bench:
         order = list(self.args.servers) if number % 2 else list(reversed(self.args.servers))
         print(f"round {number}: {', '.join(order)}", flush=True)
         for name in order:
-            with self.server(name) as (base, session, endpoints):
-                for endpoint, (path, headers) in endpoints.items():
-                    for _ in range(20):  # cookiecutter's stack may still hold the last run's connections
+            # A fresh start per endpoint: cookiecutter's stack keeps the last run's
+            # connections in its idle threads, and would start the next at PostgreSQL's limit.
+            for endpoint in ENDPOINTS:
+                if name == "django-floor" and endpoint != "health":
+                    continue
+                with self.server(name) as (base, session, endpoints):
+                    path, headers = endpoints[endpoint]
+                    for _ in range(20):  # PostgreSQL may still be closing the last server's connections
                         status, body, _ = http("GET", base + path, headers=headers)
                         if status == 200:
                             break
@@ -214,7 +235,7 @@ class Bench:
 
     def ssr_round(self, number: int) -> None:
         port = free_port()
-        with serve(self.backend, None, {}) as (api, backend_process):
+        with serve(self.backend, None, AS_IN_PRODUCTION) as (api, backend_process):
             api_port = int(api.rsplit(":", 1)[1])
             order = ["front", "bare-kit"] if number % 2 else ["bare-kit", "front"]
             for name in order:
@@ -230,30 +251,35 @@ class Bench:
                                      [session, backend_process.pid])
             port = free_port()
 
-    # -- profile of our authenticated read under load ------------------------------------
+    # -- profiles of our two endpoints under load ----------------------------------------
     def profile(self) -> None:
+        """py-spy --gil: only the thread holding the GIL is sampled, so the
+        shares are of the Python CPU time, not of waits for the GIL or the DB."""
         pyspy = tool("py-spy", "py-spy")
-        out = self.work / "profile-me.raw"
-        with self.server("ours") as (base, session, endpoints):
-            path, headers = endpoints["me"]
-            master = min(pid for pid, f in peers._stats() if int(f[3]) == session
-                         and b"granian" in Path(f"/proc/{pid}/cmdline").read_bytes())
-            load_with(base + path, self.args.warmup, headers, 16)
-            spy = subprocess.Popen([pyspy, "record", "--pid", str(master), "--subprocesses", "--nonblocking",
-                                    "--format", "raw", "--rate", "250", "--duration", str(self.args.duration), "--output", str(out)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(1)
-            load_with(base + path, self.args.duration, headers, 16)
-            _, err = spy.communicate(timeout=120)
-        if not out.exists():
-            print(f"py-spy failed: {err[-2000:]}")
-            return
-        keep = CACHE / f"profile-me-{date.today()}.raw"
-        shutil.copy(out, keep)
-        categories, leaves = peers.summarise_profile(out)
-        self.profile_lines = [f"py-spy, our GET /api/auth/me/ under wrk -c16 ({keep}); share of samples, inclusive:"]
-        self.profile_lines += [f"  {share:6.1%}  {name}" for name, share in categories]
-        self.profile_lines += ["top self time:"] + [f"  {share:6.1%}  {frame}" for frame, share in leaves]
+        self.profile_lines = []
+        for endpoint in ENDPOINTS:
+            out = self.work / f"profile-{endpoint}.raw"
+            with self.server("ours") as (base, session, endpoints):
+                path, headers = endpoints[endpoint]
+                master = min(pid for pid, f in peers._stats() if int(f[3]) == session
+                             and b"granian" in Path(f"/proc/{pid}/cmdline").read_bytes())
+                load_with(base + path, self.args.warmup, headers, 16)
+                spy = subprocess.Popen([pyspy, "record", "--pid", str(master), "--subprocesses", "--nonblocking",
+                                        "--gil", "--format", "raw", "--rate", "250", "--duration",
+                                        str(self.args.duration), "--output", str(out)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                time.sleep(1)
+                load_with(base + path, self.args.duration, headers, 16)
+                _, err = spy.communicate(timeout=120)
+            if not out.exists():
+                print(f"py-spy failed: {err[-2000:]}")
+                continue
+            keep = CACHE / f"profile-{endpoint}-{date.today()}.raw"
+            shutil.copy(out, keep)
+            categories, leaves = peers.summarise_profile(out)
+            self.profile_lines += [f"py-spy --gil, our {path} under wrk -c16 ({keep}); share of samples, inclusive:"]
+            self.profile_lines += [f"  {share:6.1%}  {name}" for name, share in categories]
+            self.profile_lines += ["top self time:"] + [f"  {share:6.1%}  {frame}" for frame, share in leaves]
 
     # -- the table ---------------------------------------------------------------------
     def report(self) -> None:
@@ -346,6 +372,8 @@ def main() -> None:
             bench.round(number)
             if not args.no_ssr:
                 bench.ssr_round(number)
+        if "bare" in args.servers and "django-floor" in args.servers:
+            assert bench.bodies[("bare", "health")] == bench.bodies[("django-floor", "health")]
         if "bare" in args.servers and "ours" in args.servers:
             for endpoint in ("health", "me"):
                 assert bench.bodies[("bare", endpoint)] == bench.bodies[("ours", endpoint)], \

@@ -19,6 +19,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -86,6 +87,17 @@ def production(giga_project, front_built, tmp_path_factory, smtp):
                                     "worker": worker.log_path, "frontend": logs / "frontend.log"}}
     finally:
         db.destroy()
+
+
+@pytest.fixture(autouse=True)
+def logs_of_a_failure(request):
+    """A failed test prints the end of each tier's log (CI keeps no files)."""
+    yield
+    report = getattr(request.node, "report_call", None)  # conftest's makereport hook
+    if report is not None and report.failed and "production" in request.fixturenames:
+        for name, path in request.getfixturevalue("production")["logs"].items():
+            lines = Path(path).read_text(errors="replace").splitlines() if Path(path).exists() else []
+            print(f"--- the last lines of {name}'s log ({path}):", *lines[-40:], sep="\n")
 
 
 @pytest.fixture

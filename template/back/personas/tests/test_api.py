@@ -11,6 +11,7 @@ from knox.settings import knox_settings
 from rest_framework.test import APIClient
 
 from personas.models import Usuario
+from personas.serializers import UsuarioSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -135,6 +136,13 @@ def test_an_expired_token_is_refused_and_removed(user):
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid token."}
     assert not AuthToken.objects.filter(pk=instance.pk).exists()
+
+
+def test_the_user_fields_are_built_once_and_each_serializer_binds_its_own(user):
+    first, second = UsuarioSerializer(user), UsuarioSerializer(user)
+    assert set(first.fields) == USER_FIELDS and first.data == second.data
+    assert all(first.fields[name] is not second.fields[name] for name in USER_FIELDS)
+    assert first.fields["username"].parent is first and second.fields["username"].parent is second
 
 
 def test_an_authenticated_read_asks_one_query_and_leaves_other_tokens_to_login(user, django_assert_num_queries):

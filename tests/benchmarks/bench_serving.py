@@ -72,6 +72,7 @@ CACHE = Path(os.environ.get("BENCH_SERVING_CACHE", "/var/tmp/bench-serving"))
 SERVERS = ("ours", "cookiecutter", "fastapi", "django-floor", "bare")
 CONNECTIONS = (16, 64)
 ENDPOINTS = ("health", "me")
+SERVER_ENDPOINTS = {"django-floor": ("health",)}  # no database: no token to read
 # The development compose file's environment (plain HTTP), with production's
 # debug and log settings: no query recording, one JSON line per request.
 AS_IN_PRODUCTION = {"DJANGO_DEBUG": "0", "DJANGO_LOG_FORMAT": "json"}
@@ -169,24 +170,25 @@ class Bench:
                 yield base, process.pid, {"health": ("/api/v1/utils/health-check/", {}),
                                           "me": ("/api/v1/users/me", {"Authorization": f"Bearer {token}"})}
         elif name == "django-floor":
-            port = free_port()
-            command = [str(self.backend.venv / "bin/granian"), "--interface", "wsgi", "--workers", str(WORKERS),
-                       "--blocking-threads", "4", "--host", "127.0.0.1", "--port", str(port),
-                       "harness.django_floor:app"]
-            env = {"PATH": f"{self.backend.venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
-            with serving(command, cwd=Path(__file__).resolve().parents[2], env=env, ready=listening(port),
-                         timeout=60, name="django-floor") as process:
-                yield f"http://127.0.0.1:{port}", process.pid, {"health": ours["health"]}
+            with self.granian("django_floor", ["--interface", "wsgi", "--blocking-threads", "4"]) as (base, process):
+                yield base, process.pid, {"health": ours["health"]}
         else:
-            port, app = free_port(), self.db.app
+            app = self.db.app
             dsn = (f"host={self.db.address} port={self.db.port} user={app['user']} password={app['password']} "
                    f"dbname={app['dbname']} application_name=bare")
-            command = [str(self.backend.venv / "bin/granian"), "--interface", "rsgi", "--workers", str(WORKERS),
-                       "--host", "127.0.0.1", "--port", str(port), "harness.bare_serving:app"]
-            env = {"PATH": f"{self.backend.venv / 'bin'}:/usr/bin:/bin", "BARE_DSN": dsn, "LANG": "C.UTF-8"}
-            with serving(command, cwd=Path(__file__).resolve().parents[2], env=env, ready=listening(port),
-                         timeout=60, name="bare") as process:
-                yield f"http://127.0.0.1:{port}", process.pid, ours
+            with self.granian("bare_serving", ["--interface", "rsgi"], BARE_DSN=dsn) as (base, process):
+                yield base, process.pid, ours
+
+    @contextlib.contextmanager
+    def granian(self, module: str, options: list[str], **env: str):
+        """harness.<module>:app on the backend's granian, WORKERS processes; yields (base URL, Popen)."""
+        port = free_port()
+        command = [str(self.backend.venv / "bin/granian"), *options, "--workers", str(WORKERS),
+                   "--host", "127.0.0.1", "--port", str(port), f"harness.{module}:app"]
+        env = {"PATH": f"{self.backend.venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8", **env}
+        with serving(command, cwd=Path(__file__).resolve().parents[2], env=env, ready=listening(port),
+                     timeout=60, name=module) as process:
+            yield f"http://127.0.0.1:{port}", process
 
     # -- one measurement ----------------------------------------------------------
     def measure(self, key: tuple, url: str, headers: dict, connections: int, sessions: list[int]) -> dict:
@@ -210,9 +212,7 @@ class Bench:
         for name in order:
             # A fresh start per endpoint: cookiecutter's stack keeps the last run's
             # connections in its idle threads, and would start the next at PostgreSQL's limit.
-            for endpoint in ENDPOINTS:
-                if name == "django-floor" and endpoint != "health":
-                    continue
+            for endpoint in SERVER_ENDPOINTS.get(name, ENDPOINTS):
                 with self.server(name) as (base, session, endpoints):
                     path, headers = endpoints[endpoint]
                     for _ in range(20):  # PostgreSQL may still be closing the last server's connections

@@ -44,7 +44,7 @@ def test_health_is_503_with_the_reason_only_in_the_log(client, staff_client, mon
             assert response.status_code == 503
             assert response.json() == {"status": "unavailable"}
     assert LIBPQ_ERROR in caplog.text
-    monkeypatch.undo()
+    monkeypatch.undo()  # the test's own rollback needs the connection back
 
 
 def test_staffs_count_fails_like_the_rest(staff_client, monkeypatch, caplog):

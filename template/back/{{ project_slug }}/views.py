@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, HttpResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 from personas.models import Usuario
 
 from .authentication import TokenAuthentication
+from .db import checking_read
 
 logger = logging.getLogger(__name__)
 
@@ -62,22 +63,8 @@ class Migrations:
 
 
 def select_one() -> None:
-    """`SELECT 1`, which also serves as the check CONN_HEALTH_CHECKS would
-    otherwise send first on a reused connection: one round trip, not two. A
-    reused connection that the server dropped (a restart) is replaced and
-    asked once more, as that check would have done."""
-    # (Inside a transaction, as in a test, a lost connection cannot be replaced.)
-    reused = connection.connection is not None and not connection.in_atomic_block
-    connection.health_check_done = True  # this query is the check
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except (OperationalError, InterfaceError):
-        if not reused:
-            raise
-        connection.close()
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def database_status(*, count_users: bool = False) -> tuple[bool, int | str | None]:
@@ -86,7 +73,7 @@ def database_status(*, count_users: bool = False) -> tuple[bool, int | str | Non
         if Migrations.all_applied and not count_users:
             # The public's check once migrated: one round trip, on no table
             # that a migration could hold locked.
-            select_one()
+            checking_read(select_one)
             return True, None
         with transaction.atomic():
             with connection.cursor() as cursor:

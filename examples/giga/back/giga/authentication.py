@@ -8,7 +8,8 @@ byte would make PostgreSQL raise an error (a 500) instead.
 Knox also loads every token of the user on each request, to delete the
 expired ones. Here a request deletes only its own token once expired; the
 user's other expired tokens go at their next login (personas.views.LoginView).
-That is one query less on every authenticated request.
+That is one query less on every authenticated request, and the lookup is
+the connection's health check too (db.checking_read): one more.
 """
 
 import re
@@ -23,6 +24,8 @@ from knox.signals import token_expired
 from rest_framework import exceptions
 
 from personas.models import Usuario
+
+from .db import checking_read
 
 HEX = re.compile(rb"[0-9a-f]+")
 
@@ -39,8 +42,12 @@ class TokenAuthentication(KnoxTokenAuthentication):
     def authenticate_credentials(self, token: bytes) -> tuple[Usuario, AuthToken]:
         if not could_be_a_token(token):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user, auth_token = super().authenticate_credentials(token)
-        return user, auth_token
+        def lookup() -> tuple[Usuario, AuthToken]:
+            user, auth_token = super(TokenAuthentication, self).authenticate_credentials(token)
+            return user, auth_token
+
+        # Knox's lookup is a request's first query: it stands for the connection's check.
+        return checking_read(lookup)
 
     def _cleanup_token(self, auth_token: AuthToken) -> bool:
         """Whether this token has expired, deleting it then (knox's signal included)."""

@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 from personas.models import Usuario
 
 from .authentication import TokenAuthentication
+from .db import checking_read
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,18 @@ class Migrations:
         return [f"{migration.app_label}.{migration.name}" for migration, _ in plan]
 
 
+def select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
 def database_status(*, count_users: bool = False) -> tuple[bool, int | str | None]:
     """(True, number of users if asked, else None) or (False, reason). Never raises."""
     try:
         if Migrations.all_applied and not count_users:
             # The public's check once migrated: one round trip, on no table
             # that a migration could hold locked.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            checking_read(select_one)
             return True, None
         with transaction.atomic():
             with connection.cursor() as cursor:

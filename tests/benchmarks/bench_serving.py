@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -65,6 +66,7 @@ from harness.load import require_wrk, wrk
 from harness.net import free_port, listening, serving
 from harness.postgres import start_project_db
 from harness.python import find_python, venv_for
+from harness.request_cost import VARIANTS
 from harness.render import render_example
 from tests.benchmarks.bench_back import serve
 
@@ -281,6 +283,35 @@ class Bench:
             self.profile_lines += [f"  {share:6.1%}  {name}" for name, share in categories]
             self.profile_lines += ["top self time:"] + [f"  {share:6.1%}  {frame}" for frame, share in leaves]
 
+    # -- where a request's CPU goes: in-process, with parts of it switched off ---------------
+    def costs(self) -> None:
+        repo = Path(__file__).resolve().parents[2]
+        env = {**AS_IN_PRODUCTION, "BENCH_TOKEN": self.token, "PYTHONPATH": f"{self.backend.dir}:{repo}"}
+        self.cost_runs: dict[str, list[dict]] = {}
+        for number in range(1, self.args.rounds + 1):
+            order = list(VARIANTS) if number % 2 else list(reversed(VARIANTS))
+            for variant in order:
+                out = self.backend.run(str(self.backend.venv / "bin/python"), "-m", "harness.request_cost", variant,
+                                       env=env, check=True).stdout
+                result = json.loads(out.strip().splitlines()[-1])
+                self.cost_runs.setdefault(variant, []).append(result)
+                print(f"  in-process, {variant}: health {result['health']:.3f}, me {result['me']:.3f} ms CPU",
+                      flush=True)
+
+    def report_costs(self) -> None:
+        if not getattr(self, "cost_runs", None):
+            return
+        cpu = {variant: {e: statistics.median(r[e] for r in runs) for e in ("health", "me")}
+               for variant, runs in self.cost_runs.items()}
+        shipped = cpu["as shipped"]
+        print("\nIn-process CPU per request (harness.request_cost: the WSGI app called directly, no server), "
+              f"median of {self.args.rounds} rounds:\n")
+        print("| switched off | health ms | health saved | me ms | me saved |")
+        print("|---|---|---|---|---|")
+        for variant, ms in cpu.items():
+            print(f"| {variant} | {ms['health']:.3f} | {1 - ms['health'] / shipped['health']:.0%} | "
+                  f"{ms['me']:.3f} | {1 - ms['me'] / shipped['me']:.0%} |")
+
     # -- the table ---------------------------------------------------------------------
     def report(self) -> None:
         med = lambda key, field: statistics.median(r[field] for r in self.results[key])  # noqa: E731
@@ -345,6 +376,7 @@ class Bench:
                           f"{'met' if bare >= share else 'NOT met'})")
         for line in getattr(self, "profile_lines", []):
             print(line)
+        self.report_costs()
 
 
 def main() -> None:
@@ -356,6 +388,7 @@ def main() -> None:
     parser.add_argument("--servers", default=",".join(SERVERS), help="subset of " + ",".join(SERVERS))
     parser.add_argument("--no-ssr", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-costs", action="store_true", help="no in-process CPU ledger (harness.request_cost)")
     args = parser.parse_args()
     args.servers = [s for s in args.servers.split(",") if s]
     require_wrk()
@@ -380,6 +413,8 @@ def main() -> None:
                     (endpoint, bench.bodies[("bare", endpoint)], bench.bodies[("ours", endpoint)])
         if not args.no_profile:
             bench.profile()
+        if not args.no_costs:
+            bench.costs()
         bench.report()
         print(f"\ntook {(time.monotonic() - started) / 60:.1f} min")
     finally:

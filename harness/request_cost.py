@@ -70,7 +70,9 @@ def application(switches: tuple[str, ...]):
         observability.logger = _Off()
     if "metrics" in switches:
         observability.REQUESTS = observability.LATENCY = observability.QUERIES = _Off()
-    from django.core.handlers.wsgi import WSGIHandler  # after setup, with MIDDLEWARE as set above
+    from django.core.handlers.wsgi import (
+        WSGIHandler,  # after setup, with MIDDLEWARE as set above
+    )
 
     return WSGIHandler()
 

@@ -66,8 +66,8 @@ from harness.load import require_wrk, wrk
 from harness.net import free_port, listening, serving
 from harness.postgres import start_project_db
 from harness.python import find_python, venv_for
-from harness.request_cost import VARIANTS
 from harness.render import render_example
+from harness.request_cost import VARIANTS
 from tests.benchmarks.bench_back import serve
 
 CACHE = Path(os.environ.get("BENCH_SERVING_CACHE", "/var/tmp/bench-serving"))

@@ -16,7 +16,8 @@ from django.db import InterfaceError, OperationalError, connection
 
 def checking_read[T](read: Callable[[], T]) -> T:
     """`read()`, standing in for the connection's health check when it is the
-    request's first query: a reused connection that fails is closed and
+    request's first query. If it fails on a reused connection that then fails
+    the check too (the server dropped it), that connection is closed and
     `read()` asked once more, on a new one. `read` must be safe to repeat."""
     # Django's health-check state (CONN_HEALTH_CHECKS), which django-stubs does not declare.
     db: Any = connection
@@ -28,7 +29,7 @@ def checking_read[T](read: Callable[[], T]) -> T:
     try:
         return read()
     except (OperationalError, InterfaceError):
-        if not reused:
-            raise
+        if not reused or db.is_usable():
+            raise  # not a connection the server dropped: a timeout, a new connection refused...
         db.close()
         return read()

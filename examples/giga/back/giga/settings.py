@@ -150,7 +150,8 @@ WSGI_APPLICATION = "giga.wsgi.application"
 # ---------------------------------------------------------------------------
 # Persistent connections (CONN_MAX_AGE) spare each request a TCP handshake and
 # a SCRAM login; CONN_HEALTH_CHECKS replaces a dead one, so the backend recovers
-# by itself when giga-db restarts. DB_POOL=1 uses psycopg's pool instead (ASGI,
+# by itself when giga-db restarts (on the readiness check and token lookups, their
+# own first read is that check: db.py). DB_POOL=1 uses psycopg's pool instead (ASGI,
 # or more threads than connections), which waits its timeout while the DB is down.
 DB_POOL = env.bool("DB_POOL", False)
 DB_CONNECT_TIMEOUT = env.int("DB_CONNECT_TIMEOUT", 3)
